@@ -1,0 +1,107 @@
+package pageserver
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/stratadb/strata/internal/config"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func TestConfigFileFlagsAndValidation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pageserver.toml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+listen_addr = "127.0.0.1:7000"
+workdir = "/var/lib/strata"
+log_level = "debug"
+`), 0o600))
+
+	cfg := DefaultConfig()
+	require.NoError(t, config.Load("pageserver", []string{"--config", path, "--listen-addr", "127.0.0.1:7001"}, &cfg))
+	require.Equal(t, "127.0.0.1:7001", cfg.ListenAddr, "flags win over the file")
+	require.Equal(t, "/var/lib/strata", cfg.WorkDir)
+	require.Equal(t, "debug", cfg.LogLevel, "common keys sit at the top level")
+
+	require.NoError(t, os.WriteFile(path, []byte("listen_adr = \"x\"\n"), 0o600))
+	cfg = DefaultConfig()
+	err := config.Load("pageserver", []string{"--config", path}, &cfg)
+	require.ErrorContains(t, err, "listen_adr")
+
+	cfg = DefaultConfig()
+	cfg.ListenAddr = "nope"
+	cfg.AuthMode = "jwt"
+	cfg.LogFormat = "xml"
+	err = cfg.Validate()
+	require.ErrorContains(t, err, "listen_addr")
+	require.ErrorContains(t, err, "auth_public_key_path")
+	require.ErrorContains(t, err, "log_format")
+}
+
+func TestRunServesHealthAndMetrics(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ListenAddr = freeAddr(t)
+	cfg.MetricsAddr = freeAddr(t)
+	cfg.WorkDir = t.TempDir()
+	cfg.LogOutput = io.Discard
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+
+	cc, err := grpc.NewClient(cfg.ListenAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer cc.Close()
+	require.Eventually(t, func() bool {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		resp, err := healthpb.NewHealthClient(cc).Check(c, &healthpb.HealthCheckRequest{})
+		return err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING
+	}, 10*time.Second, 20*time.Millisecond)
+
+	resp, err := http.Get("http://" + cfg.MetricsAddr + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "go_goroutines")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not stop after cancel")
+	}
+}
+
+func TestRunRefusesBusyPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	cfg := DefaultConfig()
+	cfg.ListenAddr = l.Addr().String()
+	cfg.MetricsAddr = ""
+	cfg.WorkDir = t.TempDir()
+	cfg.LogOutput = io.Discard
+	err = Run(context.Background(), cfg)
+	require.ErrorContains(t, err, "pageserver gRPC: listening on "+cfg.ListenAddr)
+}
