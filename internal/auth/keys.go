@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/stratadb/strata/internal/durable"
 )
 
 // Key file names written by GenerateKeyPair.
@@ -228,57 +230,13 @@ func GenerateKeyPair(dir string) (privPath, pubPath string, err error) {
 	}
 	// Public key first: a crash between the two leaves a useless public key
 	// rather than a private key with no public half anyone can find.
-	if err := writeFileAtomic(dir, pubPath, pubPEM, 0o644); err != nil {
-		return "", "", err
+	// durable.WriteFile's temp file is created 0600, so private key bytes
+	// are never readable by others, even for an instant.
+	if err := durable.WriteFile(pubPath, pubPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("auth: %w", err)
 	}
-	if err := writeFileAtomic(dir, privPath, privPEM, 0o600); err != nil {
-		return "", "", err
-	}
-	if err := syncDir(dir); err != nil {
-		return "", "", err
+	if err := durable.WriteFile(privPath, privPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("auth: %w", err)
 	}
 	return privPath, pubPath, nil
-}
-
-func writeFileAtomic(dir, path string, data []byte, perm os.FileMode) (err error) {
-	// CreateTemp makes the file 0600, so private key bytes are never
-	// readable by others, even for an instant.
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("auth: write %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("auth: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("auth: sync %s: %w", dir, err)
-	}
-	return nil
 }
