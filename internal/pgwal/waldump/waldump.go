@@ -25,6 +25,7 @@ import (
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtypes"
 	"github.com/stratadb/strata/internal/pgwal"
+	"github.com/stratadb/strata/internal/pgwal/rmgr"
 )
 
 // Errors of waldump. ErrUsage marks bad arguments.
@@ -262,13 +263,15 @@ func segmentSizeOf(dir string) (uint64, error) {
 // AppendRecord appends the text of one record, ending in a newline, to buf.
 // With compat it is pg_waldump's text without the description; with
 // bkpDetails the block references go on their own lines with image details,
-// as pg_waldump --bkp-details prints them. Without compat, the rmgr info byte
-// and the main-data length stand where pg_waldump's description would be.
+// as pg_waldump --bkp-details prints them. Without compat, the description is
+// the typed body's (internal/pgwal/rmgr): pg_waldump's text for the records
+// the ingest uses, the record name, info byte and main-data length for the
+// others.
 func AppendRecord(buf []byte, r *pgwal.DecodedRecord, compat, bkpDetails bool) []byte {
 	buf = fmt.Appendf(buf, "rmgr: %-11s len (rec/tot): %6d/%6d, tx: %10d, lsn: %s, prev %s, ",
 		r.RmID.String(), r.RecLen(), r.TotalLen, r.Xid, pgLSN(r.LSN), pgLSN(r.Prev))
 	if !compat {
-		buf = fmt.Appendf(buf, "desc: info 0x%02X main %d", r.Info, len(r.MainData))
+		buf = appendDesc(buf, r)
 	}
 	if !bkpDetails {
 		for i := range r.Blocks {
@@ -321,4 +324,19 @@ func forkName(f pgtypes.ForkNumber) string {
 		return f.String()
 	}
 	return fmt.Sprintf("%d", uint8(f))
+}
+
+// appendDesc appends "desc: " and the record's typed description. A body
+// that does not decode is shown with the decoding error instead: waldump is
+// a diagnostic tool and must print what it cannot understand.
+func appendDesc(buf []byte, r *pgwal.DecodedRecord) []byte {
+	buf = append(buf, "desc: "...)
+	body, err := rmgr.Decode(r.RmID, r.Info, r.MainData)
+	if err != nil {
+		return fmt.Appendf(buf, "%s (undecodable: %v)", rmgr.RecordName(r.RmID, r.Info), err)
+	}
+	if g, ok := body.(*rmgr.GenericBody); ok {
+		return fmt.Appendf(buf, "%s info 0x%02X main %d", rmgr.RecordName(r.RmID, r.Info), g.Info, len(g.Data))
+	}
+	return append(buf, rmgr.Describe(body)...)
 }
