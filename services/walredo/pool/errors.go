@@ -1,0 +1,6 @@
+package pool
+
+import "errors"
+
+// ErrConfig: the configuration is invalid.
+var ErrConfig = errors.New("pool: invalid configuration")
