@@ -1,0 +1,177 @@
+package ephemeral
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/stratadb/strata/services/pageserver/pagecache"
+)
+
+// BlockSize is the block size of the file and of a page cache slot.
+const BlockSize = pagecache.PageSize
+
+// ErrClosed is returned (wrapped) by operations on a closed file.
+var ErrClosed = errors.New("ephemeral: file closed")
+
+// ErrOutOfRange is returned (wrapped) for a read beyond the written size.
+var ErrOutOfRange = errors.New("ephemeral: read beyond the end of the file")
+
+const filePrefix = "ephemeral-"
+
+// File is an ephemeral file. See the package doc.
+type File struct {
+	path  string
+	cache *pagecache.Cache
+	id    pagecache.FileID
+
+	mu     sync.RWMutex // guards f, size, tail, closed
+	f      *os.File
+	size   uint64
+	tail   [BlockSize]byte
+	closed bool
+}
+
+// Create creates dir/ephemeral-<seq>, replacing a stale file of that name.
+func Create(dir string, seq uint64, cache *pagecache.Cache) (*File, error) {
+	path := filepath.Join(dir, fmt.Sprintf("%s%d", filePrefix, seq))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral: creating %s: %w", path, err)
+	}
+	return &File{path: path, cache: cache, id: cache.NewFileID(), f: f}, nil
+}
+
+// RemoveStale deletes every ephemeral file in dir (left by a previous run).
+func RemoveStale(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("ephemeral: listing %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), filePrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("ephemeral: removing stale %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// Path returns the file's path.
+func (f *File) Path() string { return f.path }
+
+// Size returns the number of bytes appended.
+func (f *File) Size() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.size
+}
+
+// Append appends data and returns the offset of its first byte. Only one
+// goroutine may append at a time.
+func (f *File) Append(data []byte) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, fmt.Errorf("%w: %s", ErrClosed, f.path)
+	}
+	start := f.size
+	for len(data) > 0 {
+		inTail := int(f.size % BlockSize)
+		n := copy(f.tail[inTail:], data)
+		data = data[n:]
+		f.size += uint64(n)
+		if f.size%BlockSize == 0 {
+			if err := f.flushTailLocked(uint32(f.size/BlockSize - 1)); err != nil {
+				// The file is now shorter than size says; refuse further use.
+				f.closed = true
+				_ = f.f.Close()
+				return 0, err
+			}
+		}
+	}
+	return start, nil
+}
+
+// flushTailLocked writes the full tail block blk to the file and to the
+// page cache.
+func (f *File) flushTailLocked(blk uint32) error {
+	if _, err := f.f.WriteAt(f.tail[:], int64(blk)*BlockSize); err != nil {
+		return fmt.Errorf("ephemeral: writing block %d of %s: %w", blk, f.path, err)
+	}
+	w, err := f.cache.LockEphemeralForWrite(f.id, blk)
+	if err != nil {
+		// The block is in the file; the cache will read it on demand.
+		return nil
+	}
+	copy(w.Bytes(), f.tail[:])
+	w.MarkValid()
+	w.Release()
+	return nil
+}
+
+// ReadAt fills dst with the bytes at off. The range must lie within Size.
+func (f *File) ReadAt(dst []byte, off uint64) error {
+	f.mu.RLock()
+	size, closed := f.size, f.closed
+	f.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("%w: %s", ErrClosed, f.path)
+	}
+	if off+uint64(len(dst)) > size || off+uint64(len(dst)) < off {
+		return fmt.Errorf("%w: %s: %d bytes at offset %d, file has %d", ErrOutOfRange, f.path, len(dst), off, size)
+	}
+	for len(dst) > 0 {
+		blk := off / BlockSize
+		inBlk := off % BlockSize
+		// The tail block may fill up and be replaced by the next one while
+		// we read: decide tail-or-file under the lock that guards it.
+		f.mu.RLock()
+		inTail := blk >= f.size/BlockSize
+		var n int
+		if inTail {
+			n = copy(dst, f.tail[inBlk:])
+		}
+		f.mu.RUnlock()
+		if !inTail {
+			g, err := f.cache.ReadEphemeral(f.id, uint32(blk), func(page []byte) error {
+				if _, err := f.f.ReadAt(page, int64(blk)*BlockSize); err != nil {
+					return fmt.Errorf("ephemeral: reading block %d of %s: %w", blk, f.path, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			n = copy(dst, g.Bytes()[inBlk:])
+			g.Release()
+		}
+		dst = dst[n:]
+		off += uint64(n)
+	}
+	return nil
+}
+
+// Close closes and deletes the file and drops its cached blocks. Reads
+// after Close fail with ErrClosed.
+func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	f.cache.InvalidateFile(f.id)
+	err := f.f.Close()
+	if rerr := os.Remove(f.path); rerr != nil && !os.IsNotExist(rerr) && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("ephemeral: closing %s: %w", f.path, err)
+	}
+	return nil
+}

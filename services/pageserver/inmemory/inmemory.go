@@ -1,0 +1,245 @@
+package inmemory
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/stratadb/strata/internal/lsn"
+	"github.com/stratadb/strata/services/pageserver/ephemeral"
+	"github.com/stratadb/strata/services/pageserver/keyspace"
+	"github.com/stratadb/strata/services/pageserver/value"
+)
+
+// Errors.
+var (
+	// ErrFrozen is returned (wrapped) by Put on a frozen layer.
+	ErrFrozen = errors.New("inmemory: layer is frozen")
+	// ErrLSNOrder is returned (wrapped) by Put for an LSN outside the layer
+	// or below the layer's newest LSN.
+	ErrLSNOrder = errors.New("inmemory: put out of LSN order")
+)
+
+// maxValueLen bounds one value; a page image plus headers is far below it.
+const maxValueLen = 1 << 30
+
+type version struct {
+	lsn      lsn.LSN
+	off      uint64
+	n        uint32
+	willInit bool
+}
+
+// Layer is an in-memory layer. See the package doc.
+type Layer struct {
+	file  *ephemeral.File
+	start lsn.LSN
+
+	mu      sync.RWMutex
+	index   map[keyspace.Key][]version // versions by ascending LSN
+	end     lsn.LSN                    // exclusive; valid when frozen
+	frozen  bool
+	maxLSN  lsn.LSN // newest LSN put
+	entries int
+}
+
+// New returns an open layer starting at start, writing to file.
+func New(file *ephemeral.File, start lsn.LSN) *Layer {
+	return &Layer{file: file, start: start, index: make(map[keyspace.Key][]version)}
+}
+
+// Start returns the inclusive start LSN.
+func (l *Layer) Start() lsn.LSN { return l.start }
+
+// End returns the exclusive end LSN and whether the layer is frozen.
+func (l *Layer) End() (lsn.LSN, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.end, l.frozen
+}
+
+// Size returns the bytes appended to the ephemeral file.
+func (l *Layer) Size() uint64 { return l.file.Size() }
+
+// Len returns the number of versions stored.
+func (l *Layer) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.entries
+}
+
+// MaxLSN returns the newest LSN put (Invalid when empty).
+func (l *Layer) MaxLSN() lsn.LSN {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.maxLSN
+}
+
+// Put stores an encoded value (package value) for key at at. LSNs must not
+// go down across puts; a second put of the same key at the same LSN
+// replaces the first (the last write of a record wins).
+func (l *Layer) Put(key keyspace.Key, at lsn.LSN, encoded []byte) error {
+	if len(encoded) == 0 || len(encoded) > maxValueLen {
+		return fmt.Errorf("inmemory: value of %d bytes for %s at %s", len(encoded), key.Describe(), at)
+	}
+	l.mu.RLock()
+	frozen, maxLSN := l.frozen, l.maxLSN
+	l.mu.RUnlock()
+	if frozen {
+		return fmt.Errorf("%w: put of %s at %s", ErrFrozen, key.Describe(), at)
+	}
+	if at < l.start || at < maxLSN {
+		return fmt.Errorf("%w: %s at %s, layer starts at %s and holds versions up to %s", ErrLSNOrder, key.Describe(), at, l.start, maxLSN)
+	}
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(encoded)))
+	off, err := l.file.Append(hdr[:])
+	if err != nil {
+		return err
+	}
+	if _, err := l.file.Append(encoded); err != nil {
+		return err
+	}
+	v := version{lsn: at, off: off + 4, n: uint32(len(encoded)), willInit: value.WillInit(encoded)}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	vs := l.index[key]
+	if n := len(vs); n > 0 && vs[n-1].lsn == at {
+		// Readers hold snapshots of the slice without the lock: replace by
+		// copy so that no element they may read changes under them.
+		repl := make([]version, n, n+1)
+		copy(repl, vs)
+		repl[n-1] = v
+		l.index[key] = repl
+	} else {
+		l.index[key] = append(vs, v)
+		l.entries++
+	}
+	l.maxLSN = at
+	return nil
+}
+
+// Freeze closes the layer to puts; end (exclusive) must be above every LSN
+// put.
+func (l *Layer) Freeze(end lsn.LSN) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.frozen {
+		return fmt.Errorf("%w: already frozen at %s", ErrFrozen, l.end)
+	}
+	if end <= l.maxLSN || end < l.start {
+		return fmt.Errorf("%w: freeze at %s but the layer [%s, …) holds versions up to %s", ErrLSNOrder, end, l.start, l.maxLSN)
+	}
+	l.end, l.frozen = end, true
+	return nil
+}
+
+// Visitor receives versions from newest to oldest. val is only valid during
+// the call. Return stop = true to end the walk.
+type Visitor func(at lsn.LSN, val []byte) (stop bool, err error)
+
+// Get calls visit for every version of key with LSN ≤ upto, newest first,
+// stopping after a will-init value (an image or an initializing record) or
+// when visit says stop. It reports whether a will-init value ended the walk,
+// and the LSN of the oldest version visited. buf is scratch space for the
+// values (grown as needed) and is returned for reuse.
+func (l *Layer) Get(ctx context.Context, key keyspace.Key, upto lsn.LSN, buf []byte, visit Visitor) (complete bool, oldest lsn.LSN, _ []byte, err error) {
+	l.mu.RLock()
+	vs := l.index[key]
+	// Versions are append-only: copying the slice header is a stable
+	// snapshot even while Put appends.
+	l.mu.RUnlock()
+	i := newestAtOrBelow(vs, upto)
+	for ; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			return false, oldest, buf, err
+		}
+		v := vs[i]
+		buf = slices.Grow(buf[:0], int(v.n))[:v.n]
+		if err := l.file.ReadAt(buf, v.off); err != nil {
+			return false, oldest, buf, fmt.Errorf("inmemory: reading %s at %s: %w", key.Describe(), v.lsn, err)
+		}
+		oldest = v.lsn
+		stop, err := visit(v.lsn, buf)
+		if err != nil {
+			return false, oldest, buf, err
+		}
+		if v.willInit {
+			return true, oldest, buf, nil
+		}
+		if stop {
+			return false, oldest, buf, nil
+		}
+	}
+	return false, oldest, buf, nil
+}
+
+// newestAtOrBelow returns the index of the newest version with lsn ≤ upto, or -1.
+func newestAtOrBelow(vs []version, upto lsn.LSN) int {
+	lo, hi := 0, len(vs)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if vs[m].lsn <= upto {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo - 1
+}
+
+// LastLSN returns the LSN of the newest version of key at or below upto,
+// and whether there is one. The page cache's inexact-LSN lookups use it.
+func (l *Layer) LastLSN(key keyspace.Key, upto lsn.LSN) (lsn.LSN, bool) {
+	l.mu.RLock()
+	vs := l.index[key]
+	l.mu.RUnlock()
+	if i := newestAtOrBelow(vs, upto); i >= 0 {
+		return vs[i].lsn, true
+	}
+	return lsn.Invalid, false
+}
+
+// Keys returns every key, sorted. For a frozen layer the result is final.
+func (l *Layer) Keys() []keyspace.Key {
+	l.mu.RLock()
+	keys := make([]keyspace.Key, 0, len(l.index))
+	for k := range l.index {
+		keys = append(keys, k)
+	}
+	l.mu.RUnlock()
+	slices.SortFunc(keys, keyspace.Key.Compare)
+	return keys
+}
+
+// Iterate calls fn for every version in (key, LSN) order — the order a
+// delta layer file is written in. val is only valid during the call.
+func (l *Layer) Iterate(ctx context.Context, fn func(key keyspace.Key, at lsn.LSN, val []byte) error) error {
+	var buf []byte
+	for _, k := range l.Keys() {
+		l.mu.RLock()
+		vs := l.index[k]
+		l.mu.RUnlock()
+		for _, v := range vs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			buf = slices.Grow(buf[:0], int(v.n))[:v.n]
+			if err := l.file.ReadAt(buf, v.off); err != nil {
+				return fmt.Errorf("inmemory: reading %s at %s: %w", k.Describe(), v.lsn, err)
+			}
+			if err := fn(k, v.lsn, buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close releases the ephemeral file (after the layer was flushed or when
+// the timeline shuts down).
+func (l *Layer) Close() error { return l.file.Close() }
