@@ -1,0 +1,191 @@
+package timeline
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratadb/strata/internal/durable"
+	"github.com/stratadb/strata/internal/ids"
+	"github.com/stratadb/strata/internal/logging"
+	"github.com/stratadb/strata/internal/lsn"
+	"github.com/stratadb/strata/internal/pgtypes"
+	"github.com/stratadb/strata/services/pageserver/keyspace"
+	"github.com/stratadb/strata/services/pageserver/pagecache"
+)
+
+// The crash test re-executes the test binary as a child that ingests a
+// deterministic stream of records (flushing layers as it goes) until it is
+// killed with SIGKILL. The parent then opens the timeline from disk and
+// checks every key at every LSN up to the recovered disk_consistent_lsn
+// against the model, and that nothing newer is visible.
+
+const crashChildEnv = "STRATA_TIMELINE_CRASH_CHILD"
+
+var crashTenant = ids.TenantID{1}
+var crashTimeline = ids.TimelineID{2}
+
+// crashRecords returns the deterministic record stream.
+func crashRecords(n int) []loggedRecord {
+	r := rand.New(rand.NewPCG(42, 42))
+	keys := make([]keyspace.Key, 16)
+	for i := range keys {
+		keys[i] = keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 30000}, uint32(i))
+	}
+	seen := map[keyspace.Key]bool{}
+	recs := make([]loggedRecord, 0, n)
+	at := lsn.LSN(100)
+	for i := 0; i < n; i++ {
+		start := at + 1
+		at = start + 64
+		k := keys[r.IntN(len(keys))]
+		recs = append(recs, loggedRecord{start: start, end: at, puts: []loggedPut{{k, randomValue(r, at, !seen[k])}}})
+		seen[k] = true
+	}
+	return recs
+}
+
+func readDCL(dir string) (lsn.LSN, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "dcl"))
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil || len(b) != 8 {
+		return 0, fmt.Errorf("bad dcl file: %v (%d bytes)", err, len(b))
+	}
+	return lsn.LSN(binary.LittleEndian.Uint64(b)), nil
+}
+
+func openCrashTimeline(t testing.TB, dir string, cfg Config) *Timeline {
+	cache, err := pagecache.New(pagecache.Config{SizeBytes: 64 * pagecache.PageSize}, nil)
+	require.NoError(t, err)
+	dcl, err := readDCL(dir)
+	require.NoError(t, err)
+	tl, err := Open(context.Background(), Options{
+		Tenant: crashTenant, ID: crashTimeline, Dir: dir, StartLSN: 1, DiskConsistentLSN: dcl,
+		Cache: cache, Redo: &fakeRedo{}, Native: fakeNative{}, Config: cfg, Logger: logging.Discard(),
+		PersistMetadata: func(d, _ lsn.LSN) error {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(d))
+			return durable.WriteFile(filepath.Join(dir, "dcl"), b[:], 0o600)
+		},
+	})
+	require.NoError(t, err)
+	return tl
+}
+
+// TestCrashChild is the child's body; it does nothing in a normal run.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashChildEnv)
+	if dir == "" {
+		t.Skip("crash test child: runs only when re-executed by TestCrashKill")
+	}
+	tl := openCrashTimeline(t, dir, Config{CheckpointDistance: 3000, CheckpointTimeout: time.Hour, WaitLSNTimeout: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = tl.Run(ctx) }()
+	from := tl.LastRecordLSN()
+	for _, rec := range crashRecords(20000) {
+		if rec.end <= from {
+			continue
+		}
+		require.NoError(t, ingest(ctx, tl, rec))
+	}
+	_, err := tl.Checkpoint(ctx)
+	require.NoError(t, err)
+	// Wait to be killed.
+	time.Sleep(time.Minute)
+}
+
+func TestCrashKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns child processes")
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	recs := crashRecords(20000)
+	model := &modelTimeline{puts: map[keyspace.Key][]modelPut{}}
+	r := rand.New(rand.NewPCG(5, 5))
+	rounds, progressed := 20, 0
+	prevDCL := lsn.LSN(0)
+	for round := 0; round < rounds; round++ {
+		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		require.NoError(t, cmd.Start())
+		time.Sleep(time.Duration(50+r.IntN(400)) * time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+
+		tl := openCrashTimeline(t, dir, Config{CheckpointDistance: 1 << 30, CheckpointTimeout: time.Hour, WaitLSNTimeout: 10 * time.Millisecond})
+		dcl := tl.LastRecordLSN()
+		require.GreaterOrEqual(t, dcl, prevDCL, "round %d: disk_consistent_lsn went backwards", round)
+		if dcl > prevDCL {
+			progressed++
+		}
+		prevDCL = dcl
+		// Model up to dcl.
+		model.puts = map[keyspace.Key][]modelPut{}
+		for _, rec := range recs {
+			if rec.end > dcl {
+				break
+			}
+			for _, p := range rec.puts {
+				model.puts[p.k] = append(model.puts[p.k], modelPut{rec.end, p.v})
+			}
+		}
+		// Keys at their version LSNs up to dcl read as the model says: a
+		// random sample each round, every version in the last round.
+		for _, k := range keysOf(model) {
+			for i, p := range model.puts[k] {
+				if round < rounds-1 && i < len(model.puts[k])-3 && r.IntN(40) != 0 {
+					continue
+				}
+				for _, at := range []lsn.LSN{p.at, p.at + 1} {
+					if at > dcl {
+						continue
+					}
+					got, err := tl.Get(context.Background(), k, at, nil)
+					require.NoError(t, err, "round %d: %s at %s", round, k.Describe(), at)
+					require.True(t, slices.Equal(model.value(k, at), got), "round %d: %s at %s", round, k.Describe(), at)
+				}
+			}
+		}
+		// Nothing newer is visible from files: reads above dcl wait and time out.
+		_, err = tl.Get(context.Background(), keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 30000}, 0), dcl+1, nil)
+		require.ErrorIs(t, err, ErrWaitLSNTimeout)
+		require.NoError(t, tl.Close())
+	}
+	t.Logf("%d kill rounds, disk_consistent_lsn advanced in %d, final %s (%s of %d records)", rounds, progressed, prevDCL, strconv.Itoa(countUpTo(recs, prevDCL)), len(recs))
+	require.Greater(t, progressed, 1, "the child made durable progress between kills")
+}
+
+func keysOf(m *modelTimeline) []keyspace.Key {
+	var ks []keyspace.Key
+	for k := range m.puts {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, keyspace.Key.Compare)
+	return ks
+}
+
+func countUpTo(recs []loggedRecord, at lsn.LSN) int {
+	n := 0
+	for _, r := range recs {
+		if r.end <= at {
+			n++
+		}
+	}
+	return n
+}
