@@ -140,6 +140,10 @@ func (f *File) ReadAt(dst []byte, off uint64) error {
 		if !inTail {
 			g, err := f.cache.ReadEphemeral(f.id, uint32(blk), func(page []byte) error {
 				if _, err := f.f.ReadAt(page, int64(blk)*BlockSize); err != nil {
+					if errors.Is(err, os.ErrClosed) {
+						// Closed while we read (the layer was flushed).
+						return fmt.Errorf("%w: %s", ErrClosed, f.path)
+					}
 					return fmt.Errorf("ephemeral: reading block %d of %s: %w", blk, f.path, err)
 				}
 				return nil
