@@ -86,6 +86,7 @@ type modelTimeline struct {
 	last        lsn.LSN
 	persisted   lsn.LSN // disk_consistent_lsn as persisted
 	persistPrev lsn.LSN
+	startLSN    lsn.LSN // as the metadata file would record it
 	tl          *Timeline
 	// log is every record ingested, so that a restart can re-send the WAL
 	// after disk_consistent_lsn, as the safekeeper-bridge does.
@@ -187,7 +188,7 @@ func (e *env) open(m *modelTimeline) {
 	}
 	tl, err := Open(context.Background(), Options{
 		Tenant: e.tenant, ID: m.id, Dir: m.dir, Ancestor: anc, AncestorLSN: m.ancestorLSN,
-		StartLSN: 1, DiskConsistentLSN: max(m.persisted, m.ancestorLSN), PrevRecordLSN: m.persistPrev,
+		StartLSN: m.startLSN, DiskConsistentLSN: max(m.persisted, m.ancestorLSN), PrevRecordLSN: m.persistPrev,
 		Cache: e.cache, Redo: e.redo, Native: fakeNative{}, Config: e.cfg, Logger: logging.Discard(),
 		PersistMetadata: func(dcl, prev lsn.LSN) error {
 			m.persisted, m.persistPrev = dcl, prev
@@ -494,5 +495,61 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 	}
 	require.Greater(t, checked, 100)
 	t.Logf("checked %d concurrent reads; %d layer files", checked, n)
+	require.NoError(t, m.tl.Close())
+}
+
+func TestWriteImageLayerThenIngest(t *testing.T) {
+	cache, err := pagecache.New(pagecache.Config{SizeBytes: 64 * pagecache.PageSize}, nil)
+	require.NoError(t, err)
+	e := &env{t: t, cache: cache, redo: &fakeRedo{}, tenant: ids.NewTenantID(), cfg: Config{CheckpointDistance: 1 << 20, CheckpointTimeout: time.Hour, WaitLSNTimeout: 50 * time.Millisecond}}
+	m := &modelTimeline{id: ids.NewTimelineID(), dir: t.TempDir(), puts: map[keyspace.Key][]modelPut{}}
+	e.open(m)
+	ctx := context.Background()
+	keys := make([]keyspace.Key, 50)
+	for i := range keys {
+		keys[i] = keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 40000}, uint32(49-i)) // unsorted
+	}
+	at := lsn.LSN(5000)
+	err = m.tl.WriteImageLayer(ctx, at, 4900, func(put func(keyspace.Key, []byte) error) error {
+		for i, k := range keys {
+			page := make([]byte, pgtypes.BLCKSZ)
+			page[100] = byte(i)
+			if err := put(k, value.AppendImage(nil, page)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, at, m.tl.LastRecordLSN())
+	require.Equal(t, at, m.tl.DiskConsistentLSN())
+	require.Equal(t, at, m.persisted)
+	m.startLSN = at
+	got, err := m.tl.Get(ctx, keys[7], at, nil)
+	require.NoError(t, err)
+	require.Equal(t, byte(7), got[100])
+	_, err = m.tl.Get(ctx, keys[7], at-1, nil)
+	require.ErrorIs(t, err, ErrLSNOutOfRange, "before the import LSN")
+
+	// WAL after the import applies on top of the images.
+	xyz := []byte("a record of at least twenty-four bytes")
+	rec := loggedRecord{start: at + 10, end: at + 100, puts: []loggedPut{{keys[7], value.AppendRecord(nil, at+10, false, xyz)}}}
+	require.NoError(t, ingest(ctx, m.tl, rec))
+	got2, err := m.tl.Get(ctx, keys[7], at+100, nil)
+	require.NoError(t, err)
+	want := append([]byte(nil), got...)
+	fakeRecord(want, xyz, at+100)
+	require.Equal(t, want, got2)
+
+	// A second import into a timeline with data is refused.
+	err = m.tl.WriteImageLayer(ctx, at+200, at+100, func(put func(keyspace.Key, []byte) error) error { return nil })
+	require.ErrorContains(t, err, "already has data")
+
+	// Reopen: the image layer is loaded.
+	require.NoError(t, m.tl.Close())
+	e.open(m)
+	got3, err := m.tl.Get(ctx, keys[7], at, nil)
+	require.NoError(t, err)
+	require.Equal(t, got, got3)
 	require.NoError(t, m.tl.Close())
 }

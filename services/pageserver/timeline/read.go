@@ -45,8 +45,8 @@ func (t *Timeline) Get(ctx context.Context, key keyspace.Key, at lsn.LSN, dst []
 	if cut := t.gcCutoff.Load(); at < cut {
 		return dst[:0], fmt.Errorf("%w: %s is below the GC cutoff %s: that history was garbage-collected", ErrLSNOutOfRange, at, cut)
 	}
-	if t.ancestor == nil && at < t.startLSN {
-		return dst[:0], fmt.Errorf("%w: %s is before the timeline's start LSN %s", ErrLSNOutOfRange, at, t.startLSN)
+	if start := t.startLSN.Load(); t.ancestor == nil && at < start {
+		return dst[:0], fmt.Errorf("%w: %s is before the timeline's start LSN %s", ErrLSNOutOfRange, at, start)
 	}
 	if err := t.WaitForLSN(ctx, at); err != nil {
 		return dst[:0], err

@@ -90,7 +90,7 @@ type Timeline struct {
 	dir         string
 	ancestor    *Timeline
 	ancestorLSN lsn.LSN
-	startLSN    lsn.LSN
+	startLSN    lsn.AtomicLSN
 	cache       *pagecache.Cache
 	redo        redo.Redoer
 	native      NativeApplier
@@ -134,7 +134,7 @@ func Open(ctx context.Context, opts Options) (*Timeline, error) {
 	}
 	t := &Timeline{
 		tenant: opts.Tenant, id: opts.ID, dir: opts.Dir,
-		ancestor: opts.Ancestor, ancestorLSN: opts.AncestorLSN, startLSN: opts.StartLSN,
+		ancestor: opts.Ancestor, ancestorLSN: opts.AncestorLSN,
 		cache: opts.Cache, redo: opts.Redo, native: opts.Native, cfg: opts.Config,
 		logger:     opts.Logger.With("tenant_id", opts.Tenant.String(), "timeline_id", opts.ID.String()),
 		persist:    opts.PersistMetadata,
@@ -142,6 +142,7 @@ func Open(ctx context.Context, opts Options) (*Timeline, error) {
 		flushWake:  make(chan struct{}, 1),
 	}
 	t.prevRecord.Store(opts.PrevRecordLSN)
+	t.startLSN.Store(opts.StartLSN)
 	t.diskConsistent.Store(opts.DiskConsistentLSN)
 	t.gcCutoff.Store(opts.GCCutoffLSN)
 	if err := ephemeral.RemoveStale(opts.Dir); err != nil {
