@@ -384,3 +384,33 @@ func TestRenamedFileRejected(t *testing.T) {
 	require.NoError(t, os.Rename(other, plain))
 	_ = openFile(t, plain)
 }
+
+// TestConcurrentReaders shares one Reader between goroutines (run with
+// -race): every read sees the right data.
+func TestConcurrentReaders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	lsns := LSNRange{0x1000, 0x1400}
+	es := randomEntries(rng, 400, lsns)
+	path, _ := writeDelta(t, t.TempDir(), fullKeys, lsns, es)
+	r := openFile(t, path)
+	ctx := context.Background()
+	errc := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := g; i < len(es); i += 4 {
+				vs, err := r.Versions(ctx, es[i].key, LSNRange{es[i].lsn, es[i].lsn + 1})
+				if err == nil && (len(vs) != 1 || string(vs[0].Value) != string(es[i].value)) {
+					err = errors.New("wrong value for entry")
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		require.NoError(t, <-errc)
+	}
+}
