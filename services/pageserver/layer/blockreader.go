@@ -74,3 +74,26 @@ func (r *FileBlockReader) ReadBlock(ctx context.Context, blkno uint32, dst []byt
 
 // Close closes the file.
 func (r *FileBlockReader) Close() error { return r.f.Close() }
+
+// VerifiedBlockReader is a BlockReader that checks every block's checksum
+// itself (with VerifyBlock) before returning it — typically once, when it
+// loads the block into a cache — so that the Reader need not check it again
+// on every read. A block that fails must be reported as an error wrapping
+// ErrCorrupt (VerifyBlock's error does).
+type VerifiedBlockReader interface {
+	BlockReader
+	VerifiesBlocks()
+}
+
+// VerifyBlock checks the checksum of blk (BlockSize bytes) as block blkno of
+// the file called name, returning an error wrapping ErrCorrupt that names
+// the file and block. blk is unchanged.
+func VerifyBlock(name string, blk []byte, blkno uint32) error {
+	if len(blk) != BlockSize {
+		return corruptf(name, blkno, "block of %d bytes", len(blk))
+	}
+	if err := verifyBlock(blk, blkno); err != nil {
+		return corruptf(name, blkno, "%v", err)
+	}
+	return nil
+}

@@ -414,3 +414,42 @@ func TestConcurrentReaders(t *testing.T) {
 		require.NoError(t, <-errc)
 	}
 }
+
+// TestNewestLSNMatchesVisitReverse: the index-only lookup agrees with the
+// first value VisitReverse yields, for every key and many LSN ranges,
+// including ranges that end inside another leaf.
+func TestNewestLSNMatchesVisitReverse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	lsns := LSNRange{Start: 1000, End: 50000}
+	es := randomEntries(rng, 3000, lsns)
+	path, _ := writeDelta(t, t.TempDir(), fullKeys, lsns, es)
+	r, err := OpenFile(context.Background(), path)
+	require.NoError(t, err)
+	defer r.Close()
+	ctx := context.Background()
+	keys := map[keyspace.Key]bool{}
+	for _, e := range es {
+		keys[e.key] = true
+	}
+	keys[relKey(99999, 1)] = true // absent key
+	checked := 0
+	for k := range keys {
+		for i := 0; i < 5; i++ {
+			lo := lsns.Start + lsn.LSN(rng.Uint64N(uint64(lsns.End-lsns.Start)))
+			hi := lo + lsn.LSN(rng.Uint64N(uint64(lsns.End-lo)+1))
+			q := LSNRange{Start: lo, End: hi}
+			var want lsn.LSN
+			wantOK := false
+			require.NoError(t, r.VisitReverse(ctx, k, q, func(l lsn.LSN, _ []byte) bool {
+				want, wantOK = l, true
+				return false
+			}))
+			got, ok, err := r.NewestLSN(ctx, k, q)
+			require.NoError(t, err)
+			require.Equal(t, wantOK, ok, "%s %s", k, q)
+			require.Equal(t, want, got, "%s %s", k, q)
+			checked++
+		}
+	}
+	require.Greater(t, checked, 1000)
+}

@@ -28,6 +28,8 @@ type Reader struct {
 	closer io.Closer
 	sum    Summary
 	pool   sync.Pool
+	// preverified: br checks block checksums itself (VerifiedBlockReader).
+	preverified bool
 }
 
 // Version is one value of a key at an LSN.
@@ -43,6 +45,7 @@ type Version struct {
 // any read. Open reads and verifies the header and the index root.
 func Open(ctx context.Context, name string, br BlockReader, blocks uint32) (*Reader, error) {
 	r := &Reader{name: name, br: br}
+	_, r.preverified = br.(VerifiedBlockReader)
 	r.pool.New = func() any { return r.newCursor() }
 	c := r.getCursor()
 	defer r.putCursor(c)
@@ -151,6 +154,47 @@ func (r *Reader) Visit(ctx context.Context, key keyspace.Key, lsns LSNRange, fn 
 	}
 }
 
+// NewestLSN returns the LSN of the newest entry of key with an LSN in
+// lsns, reading only the index (no value). The read path uses it to check a
+// cached page version without reading values.
+func (r *Reader) NewestLSN(ctx context.Context, key keyspace.Key, lsns LSNRange) (lsn.LSN, bool, error) {
+	if lsns.IsEmpty() {
+		return lsn.Invalid, false, nil
+	}
+	c := r.getCursor()
+	defer r.putCursor(c)
+	var kb [keyspace.Size]byte
+	key.Put(kb[:])
+	target := makeIKey(key, lsns.End)
+	n, leaf, pos, err := c.seek(ctx, target[:])
+	if err != nil {
+		return lsn.Invalid, false, err
+	}
+	pos--
+	if pos < 0 {
+		if leaf == r.sum.indexStart {
+			return lsn.Invalid, false, nil
+		}
+		leaf--
+		if n, err = c.loadNode(ctx, leaf, 0); err != nil {
+			return lsn.Invalid, false, err
+		}
+		pos = n.count - 1
+		if pos < 0 {
+			return lsn.Invalid, false, nil
+		}
+	}
+	ik := n.keyAt(pos)
+	if !bytes.Equal(ik[:keyspace.Size], kb[:]) {
+		return lsn.Invalid, false, nil
+	}
+	l := lsn.LSN(binary.BigEndian.Uint64(ik[keyspace.Size:]))
+	if l < lsns.Start {
+		return lsn.Invalid, false, nil
+	}
+	return l, true, nil
+}
+
 // VisitReverse calls fn for every value of key with an LSN in lsns, newest
 // first, until fn returns false — the read path's order: it stops at the
 // first image or will-init record. value is valid only until fn returns.
@@ -235,25 +279,31 @@ func (r *Reader) Image(ctx context.Context, key keyspace.Key, dst []byte) ([]byt
 // remembered so consecutive reads of the same block do not re-read it) and
 // a buffer for values that span blocks.
 type cursor struct {
-	r         *Reader
-	idx       []byte
-	idxBlk    uint32
-	idxValid  bool
-	data      []byte
-	dataBlk   uint32
-	dataValid bool
-	val       []byte
+	r        *Reader
+	idx      []byte // leaf index block
+	idxBlk   uint32
+	idxValid bool
+	// inner holds the last inner index node (the root, for a two-level
+	// index), so that a seek does not re-read it after loading a leaf.
+	inner      []byte
+	innerBlk   uint32
+	innerValid bool
+	data       []byte
+	dataBlk    uint32
+	dataValid  bool
+	val        []byte
 }
 
 func (r *Reader) newCursor() *cursor {
-	buf := make([]byte, 2*BlockSize)
-	return &cursor{r: r, idx: buf[:BlockSize:BlockSize], data: buf[BlockSize:]}
+	buf := make([]byte, 3*BlockSize)
+	return &cursor{r: r, idx: buf[:BlockSize:BlockSize], data: buf[BlockSize : 2*BlockSize : 2*BlockSize], inner: buf[2*BlockSize:]}
 }
 
 func (r *Reader) getCursor() *cursor { return r.pool.Get().(*cursor) }
 
 func (r *Reader) putCursor(c *cursor) {
-	c.idxValid, c.dataValid = false, false
+	// The cursor keeps its last index and data blocks: the file is
+	// immutable, so the next read through this Reader may reuse them.
 	// Do not pin a huge value buffer in the pool.
 	if cap(c.val) > 4*BlockSize {
 		c.val = nil
@@ -272,6 +322,9 @@ func (r *Reader) readBlock(ctx context.Context, blkno uint32, dst []byte) error 
 		}
 		return fmt.Errorf("layer: reading %s block %d: %w", r.name, blkno, err)
 	}
+	if r.preverified {
+		return nil
+	}
 	if err := verifyBlock(dst, blkno); err != nil {
 		return corruptf(r.name, blkno, "%v", err)
 	}
@@ -283,14 +336,18 @@ func (r *Reader) readBlock(ctx context.Context, blkno uint32, dst []byte) error 
 // layout implies.
 func (c *cursor) loadNode(ctx context.Context, blk uint32, level uint8) (node, error) {
 	r := c.r
-	if !c.idxValid || c.idxBlk != blk {
-		c.idxValid = false
-		if err := r.readBlock(ctx, blk, c.idx); err != nil {
+	buf, bufBlk, bufValid := c.idx, &c.idxBlk, &c.idxValid
+	if level > 0 {
+		buf, bufBlk, bufValid = c.inner, &c.innerBlk, &c.innerValid
+	}
+	if !*bufValid || *bufBlk != blk {
+		*bufValid = false
+		if err := r.readBlock(ctx, blk, buf); err != nil {
 			return node{}, err
 		}
-		c.idxBlk, c.idxValid = blk, true
+		*bufBlk, *bufValid = blk, true
 	}
-	n, err := decodeNode(c.idx[:PayloadSize])
+	n, err := decodeNode(buf[:PayloadSize])
 	if err != nil {
 		return node{}, corruptf(r.name, blk, "%v", err)
 	}

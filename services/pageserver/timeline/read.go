@@ -206,7 +206,20 @@ func (t *Timeline) walkOwn(ctx context.Context, w *walk, cont lsn.LSN) (lsn.LSN,
 			if img != nil && img.sum.ImageLSN() >= lo {
 				lo = img.sum.ImageLSN() + 1
 			}
-			err := delta.reader.VisitReverse(ctx, w.key, layer.LSNRange{Start: lo, End: cont + 1}, func(at lsn.LSN, val []byte) bool {
+			rng := layer.LSNRange{Start: lo, End: cont + 1}
+			if w.useCached {
+				// Check the cached version against the index alone: when
+				// the newest entry here is not above it, no value is read.
+				newest, ok, err := delta.reader.NewestLSN(ctx, w.key, rng)
+				if err != nil {
+					return cont, fmt.Errorf("timeline: reading %s from %s: %w", w.key.Describe(), delta.path, err)
+				}
+				if ok && newest <= w.cachedLSN {
+					w.hitCache = true
+					return cont, nil
+				}
+			}
+			err := delta.reader.VisitReverse(ctx, w.key, rng, func(at lsn.LSN, val []byte) bool {
 				return !w.visit(at, val)
 			})
 			if err != nil {

@@ -202,7 +202,7 @@ func (t *Timeline) openLayer(ctx context.Context, path string) (*historic, error
 	if err != nil {
 		return nil, err
 	}
-	cb := &cachedBlocks{cache: t.cache, id: t.cache.NewFileID(), file: fbr}
+	cb := &cachedBlocks{cache: t.cache, id: t.cache.NewFileID(), file: fbr, name: filepath.Base(path)}
 	r, err := layer.Open(ctx, filepath.Base(path), cb, fbr.Blocks())
 	if err != nil {
 		_ = fbr.Close()
