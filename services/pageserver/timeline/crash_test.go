@@ -1,9 +1,11 @@
 package timeline
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -95,6 +97,7 @@ func TestCrashChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = tl.Run(ctx) }()
+	fmt.Println("crash-child-ready") // the parent starts its kill timer now
 	from := tl.LastRecordLSN()
 	for _, rec := range crashRecords(20000) {
 		if rec.end <= from {
@@ -121,10 +124,45 @@ func TestCrashKill(t *testing.T) {
 	rounds, progressed := 20, 0
 	prevDCL := lsn.LSN(0)
 	for round := 0; round < rounds; round++ {
-		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
-		time.Sleep(time.Duration(50+r.IntN(400)) * time.Millisecond)
+		// Wait until the child is ingesting (process start-up is slow under
+		// the race detector), then kill it at a random moment.
+		ready := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if sc.Text() == "crash-child-ready" {
+					close(ready)
+					break
+				}
+			}
+			_, _ = io.Copy(io.Discard, out)
+		}()
+		select {
+		case <-ready:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("round %d: crash child did not start in 60 s", round)
+		}
+		// Let the child make durable progress in this round (fsync can be
+		// slow on a loaded machine), then kill it at a random moment.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			d, err := readDCL(dir)
+			if err == nil && d > prevDCL {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("round %d: the child persisted nothing in 60 s", round)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(r.IntN(200)) * time.Millisecond)
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		_ = cmd.Wait()
 
@@ -168,7 +206,7 @@ func TestCrashKill(t *testing.T) {
 		require.NoError(t, tl.Close())
 	}
 	t.Logf("%d kill rounds, disk_consistent_lsn advanced in %d, final %s (%s of %d records)", rounds, progressed, prevDCL, strconv.Itoa(countUpTo(recs, prevDCL)), len(recs))
-	require.Greater(t, progressed, 1, "the child made durable progress between kills")
+	require.Equal(t, rounds, progressed, "the child made durable progress in every round")
 }
 
 func keysOf(m *modelTimeline) []keyspace.Key {
