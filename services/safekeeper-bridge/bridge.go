@@ -9,12 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,10 +20,8 @@ import (
 	"github.com/stratadb/strata/internal/grpcserver"
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/service"
-	pb "github.com/stratadb/strata/proto/gen/strata/pageserver/v1"
-	"github.com/stratadb/strata/services/safekeeper-bridge/ingest"
-	"github.com/stratadb/strata/services/safekeeper-bridge/replication"
-	"github.com/stratadb/strata/services/safekeeper-bridge/spool"
+	"github.com/stratadb/strata/services/safekeeper-bridge/server"
+	"github.com/stratadb/strata/services/safekeeper-bridge/timelines"
 )
 
 // Default addresses (design §3).
@@ -63,7 +58,10 @@ type Config struct {
 	service.Common
 	// ListenAddr is the gRPC address of the bridge's own API.
 	ListenAddr string `toml:"listen_addr"`
-	// SpoolDir holds the durable WAL spool, one subdirectory per timeline.
+	// SpoolDir holds the durable WAL spool, one subdirectory per timeline
+	// (<tenant>/<timeline>), and attachments.json, the timelines attached
+	// through the BridgeService API (mode 0600: it holds their connection
+	// strings).
 	SpoolDir string `toml:"spool_dir"`
 	// PageserverAddr is the pageserver's gRPC address.
 	PageserverAddr string `toml:"pageserver_addr"`
@@ -134,7 +132,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Run serves until ctx is cancelled.
+// Run serves until ctx is cancelled: the BridgeService API (scope
+// pageserverapi), health and reflection on ListenAddr, metrics on
+// MetricsAddr, and every attached timeline.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -145,56 +145,29 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	return service.GRPCService{
 		Name: "safekeeper-bridge", Common: cfg.Common, ListenAddr: cfg.ListenAddr, LogOutput: out,
-		Register: func(ctx context.Context, kit *service.Kit, _ *grpcserver.Server) ([]service.Part, error) {
-			// The BridgeService gRPC API (attach/detach/list/status) is
-			// not implemented yet; status is in logs and metrics.
+		Register: func(ctx context.Context, kit *service.Kit, srv *grpcserver.Server) ([]service.Part, error) {
 			b, err := New(cfg, kit.Logger, kit.Registry)
 			if err != nil {
 				return nil, err
 			}
+			server.Register(srv, b.Manager)
 			return []service.Part{b.Run}, nil
 		},
 	}.Run(ctx)
 }
 
 // TimelineStatus is the state of one attached timeline.
-type TimelineStatus struct {
-	TenantID, TimelineID string
-	// SpooledLSN is the spool's durable end; SpoolStartLSN its oldest byte.
-	SpooledLSN, SpoolStartLSN lsn.LSN
-	// ReceivedLSN is the end of WAL received from the primary;
-	// PrimaryFlushLSN the primary's WAL end as it last said.
-	ReceivedLSN, PrimaryFlushLSN lsn.LSN
-	// SentLSN is the end of WAL sent to the pageserver; LastRecordLSN and
-	// DiskConsistentLSN are the pageserver's acknowledgements.
-	SentLSN, LastRecordLSN, DiskConsistentLSN lsn.LSN
-	// ReportedFlushLSN is the flush position last confirmed to the slot.
-	ReportedFlushLSN                      lsn.LSN
-	PrimaryConnected, PageserverConnected bool
-	// Err is the permanent error that stopped the timeline (a WAL gap, a
-	// missing slot, ...), or nil while it runs.
-	Err error
-}
+type TimelineStatus = timelines.Status
 
-// Bridge streams every configured timeline.
+// Bridge is the set of attached timelines (timelines.Manager) with its
+// connection to the pageserver.
 type Bridge struct {
-	cfg       Config
-	log       *slog.Logger
-	conn      *grpc.ClientConn
-	timelines []*timeline
+	*timelines.Manager
+	conn *grpc.ClientConn
 }
 
-type timeline struct {
-	cfg      TimelineConfig
-	spool    *spool.Spool
-	streamer *replication.Streamer
-	sender   *ingest.Sender
-
-	mu  sync.Mutex
-	err error
-}
-
-// New opens the spools and builds the clients; Run starts streaming. The
+// New restores the attached timelines (config file and attachments.json),
+// opens their spools and the pageserver client; Run starts streaming. The
 // registry receives the bridge's metrics (nil: not registered).
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
@@ -202,6 +175,18 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Bridge, erro
 	}
 	if log == nil {
 		log = slog.Default()
+	}
+	configured := make([]timelines.Attachment, 0, len(cfg.Timelines))
+	for _, tc := range cfg.Timelines {
+		connString := os.Getenv(tc.PrimaryConnEnv)
+		if connString == "" {
+			return nil, fmt.Errorf("safekeeper-bridge: timeline %s: environment variable %s (primary_conn_env) is empty", tc.TimelineID, tc.PrimaryConnEnv)
+		}
+		a := timelines.Attachment{TenantID: tc.TenantID, TimelineID: tc.TimelineID, SlotName: tc.SlotName, PrimaryConnInfo: connString}
+		if tc.StartLSN != "" {
+			a.StartLSN = lsn.MustParse(tc.StartLSN) // validated
+		}
+		configured = append(configured, a)
 	}
 	token, err := auth.TokenFromEnv(TokenEnv, TokenFileEnv)
 	if err != nil && !errors.Is(err, auth.ErrNoToken) {
@@ -222,107 +207,30 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Bridge, erro
 	if err != nil {
 		return nil, fmt.Errorf("safekeeper-bridge: pageserver client: %w", err)
 	}
-	b := &Bridge{cfg: cfg, log: log, conn: conn}
-	client := pb.NewIngestServiceClient(conn)
-	for _, tc := range cfg.Timelines {
-		tl, err := b.newTimeline(tc, client)
-		if err != nil {
-			b.close()
+	m, err := timelines.New(timelines.Options{StateDir: cfg.SpoolDir, Pageserver: conn, Logger: log}, configured)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	b := &Bridge{Manager: m, conn: conn}
+	if reg != nil {
+		if err := registerMetrics(reg, m); err != nil {
+			m.Close()
+			_ = conn.Close()
 			return nil, err
-		}
-		b.timelines = append(b.timelines, tl)
-		if reg != nil {
-			if err := registerMetrics(reg, tl); err != nil {
-				b.close()
-				return nil, err
-			}
 		}
 	}
 	return b, nil
 }
 
-func (b *Bridge) newTimeline(tc TimelineConfig, client pb.IngestServiceClient) (*timeline, error) {
-	log := b.log.With("tenant_id", tc.TenantID, "timeline_id", tc.TimelineID)
-	connString := os.Getenv(tc.PrimaryConnEnv)
-	if connString == "" {
-		return nil, fmt.Errorf("safekeeper-bridge: timeline %s: environment variable %s (primary_conn_env) is empty", tc.TimelineID, tc.PrimaryConnEnv)
-	}
-	var start lsn.LSN
-	if tc.StartLSN != "" {
-		start = lsn.MustParse(tc.StartLSN) // validated
-	}
-	sp, err := spool.Open(filepath.Join(b.cfg.SpoolDir, tc.TenantID, tc.TimelineID), spool.Options{Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	tl := &timeline{cfg: tc, spool: sp}
-	tl.sender = ingest.New(ingest.Config{TenantID: tc.TenantID, TimelineID: tc.TimelineID, Source: "safekeeper-bridge/" + tc.SlotName}, client, sp, log)
-	tl.streamer, err = replication.New(replication.Config{ConnString: connString, SlotName: tc.SlotName, StartLSN: start}, sp, tl.sender.DiskConsistentLSN, log)
-	if err != nil {
-		_ = sp.Close()
-		return nil, err
-	}
-	return tl, nil
-}
-
-func (b *Bridge) close() {
-	for _, tl := range b.timelines {
-		_ = tl.spool.Close()
-	}
-	_ = b.conn.Close()
-}
-
 // Run streams every timeline until ctx is cancelled, then closes the spools
-// and returns nil. A timeline stopped by a permanent error (see
-// TimelineStatus.Err) does not stop the others.
+// and the pageserver connection and returns nil. A timeline stopped by a
+// permanent error (see TimelineStatus.Err) does not stop the others.
 func (b *Bridge) Run(ctx context.Context) error {
-	defer b.close()
-	var wg sync.WaitGroup
-	for _, tl := range b.timelines {
-		wg.Go(func() {
-			if err := tl.run(ctx); err != nil {
-				tl.mu.Lock()
-				tl.err = err
-				tl.mu.Unlock()
-				b.log.Error("timeline stopped", "tenant_id", tl.cfg.TenantID, "timeline_id", tl.cfg.TimelineID, "err", err)
-			}
-		})
-	}
-	wg.Wait()
-	return nil
+	defer func() { _ = b.conn.Close() }()
+	return b.Manager.Run(ctx)
 }
 
-// run runs the replication client and the ingest client of one timeline;
-// a permanent error in either stops both.
-func (tl *timeline) run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return tl.streamer.Run(ctx) })
-	g.Go(func() error { return tl.sender.Run(ctx) })
-	return g.Wait()
-}
-
-func (tl *timeline) status() TimelineStatus {
-	rs, is := tl.streamer.Stats(), tl.sender.Stats()
-	tl.mu.Lock()
-	err := tl.err
-	tl.mu.Unlock()
-	return TimelineStatus{
-		TenantID: tl.cfg.TenantID, TimelineID: tl.cfg.TimelineID,
-		SpooledLSN: tl.spool.FlushLSN(), SpoolStartLSN: tl.spool.StartLSN(),
-		ReceivedLSN: rs.ReceivedLSN.Load(), PrimaryFlushLSN: rs.PrimaryFlushLSN.Load(),
-		SentLSN: is.SentLSN.Load(), LastRecordLSN: is.LastRecordLSN.Load(), DiskConsistentLSN: is.DiskConsistentLSN.Load(),
-		ReportedFlushLSN:    rs.ReportedFlushLSN.Load(),
-		PrimaryConnected:    rs.Connected.Load(),
-		PageserverConnected: is.Connected.Load(),
-		Err:                 err,
-	}
-}
-
-// Status returns the state of every timeline.
-func (b *Bridge) Status() []TimelineStatus {
-	out := make([]TimelineStatus, 0, len(b.timelines))
-	for _, tl := range b.timelines {
-		out = append(out, tl.status())
-	}
-	return out
-}
+// Status returns the state of every timeline, sorted by tenant and
+// timeline.
+func (b *Bridge) Status() []TimelineStatus { return b.List() }

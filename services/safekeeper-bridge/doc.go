@@ -5,30 +5,27 @@
 // replication slot (design D2, §5). It relays raw WAL and never interprets
 // records.
 //
-// This package holds the configuration, Run, and the wiring of one
-// timeline: spool (durable WAL, package spool) ← replication client
-// (package replication) and spool → ingest client (package ingest), with
-// the ingest client's disk_consistent_lsn fed back to the replication
-// client so that the slot never advances past what the pageserver has
-// persisted. Package ingesttest is a fake IngestService for tests.
+// This package holds the configuration and Run: it builds the pageserver
+// client, the set of attached timelines (package timelines: spool ←
+// replication client, spool → ingest client, base backup import,
+// attachments file, status, metrics) and registers the BridgeService gRPC
+// adapter (package server). Package ingesttest is a fake IngestService for
+// tests. See docs/bridge.md.
 //
-// Configuration: one [[timeline]] table per attached timeline (tenant,
+// Configuration: one [[timeline]] table per configured timeline (tenant,
 // timeline, the name of the environment variable holding the primary's
-// connection string, slot name, optional start LSN). The safekeeperdata
-// token comes from STRATA_BRIDGE_TOKEN or the file named by
-// STRATA_BRIDGE_TOKEN_FILE (design D5).
+// connection string, slot name, optional start LSN); timelines attached
+// through the API are kept in <spool_dir>/attachments.json (mode 0600) and
+// restored at start. The safekeeperdata token comes from
+// STRATA_BRIDGE_TOKEN or the file named by STRATA_BRIDGE_TOKEN_FILE
+// (design D5).
 //
 // Failures: each timeline's replication and ingest clients reconnect with
 // backoff on their own. A permanent error (WAL gap, missing slot, spool
-// corruption, WAL of another system) stops that timeline only; it is kept
-// in Status and in the strata_bridge_stopped metric.
+// corruption, WAL of another system, a failed import) stops that timeline
+// only; it is kept in its status and in the strata_bridge_stopped metric.
 //
-// Not yet: the BridgeService gRPC API (attach/detach/list/status; the
-// gRPC server runs with health and reflection only), BASE_BACKUP streaming
-// into ManagementService.ImportBaseBackup, and lag in seconds.
-//
-// Concurrency: Bridge.Run owns one goroutine per timeline, each owning an
-// errgroup with the two clients; all stop when the context is cancelled,
-// and Run closes the spools before returning. Status may be called at any
-// time.
+// Concurrency: Bridge.Run runs the timelines (each owned by the Manager,
+// stopped on cancel or Detach) until ctx is cancelled, then closes the
+// spools and the pageserver connection. Status may be called at any time.
 package bridge

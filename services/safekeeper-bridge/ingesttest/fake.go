@@ -28,6 +28,10 @@ type Options struct {
 	// contiguous and keeps every byte (see Data), treating each chunk end as
 	// a record end. For tests that stream arbitrary bytes.
 	RawBytes bool
+	// StartsAtRecord says that start is a record boundary (a base
+	// backup's start LSN), so decoding begins there instead of seeking to
+	// the first record that starts on a later page.
+	StartsAtRecord bool
 }
 
 // Fake is a fake IngestService.
@@ -64,7 +68,7 @@ func New(start lsn.LSN, opts Options) *Fake {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
-	return &Fake{opts: opts, dcl: start, maxAckedDCL: start, chunkDelay: opts.ChunkDelay, start: start}
+	return &Fake{opts: opts, dcl: start, dclAtRecord: opts.StartsAtRecord, maxAckedDCL: start, chunkDelay: opts.ChunkDelay, start: start}
 }
 
 // LastRecordLSN returns the end of the last whole record decoded.

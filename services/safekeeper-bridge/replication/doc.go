@@ -32,7 +32,8 @@
 // holds WAL, a slot whose restart_lsn is past the spool's end, or a
 // requested segment that the primary has removed are permanent errors
 // (errors.Is ErrWALGap, ErrSlotMissing, ErrWALRemoved) returned by Run and
-// kept in Stats for the timeline's status. It does not take base backups yet.
+// kept in Stats for the timeline's status. It does not take base backups
+// (package timelines does, with Connect and EnsureSlot from here).
 //
 // # Concurrency
 //

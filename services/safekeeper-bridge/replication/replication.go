@@ -161,20 +161,7 @@ func (s *Streamer) Run(ctx context.Context) error {
 }
 
 func (s *Streamer) connect(ctx context.Context) (*pgconn.PgConn, error) {
-	pc, err := pgconn.ParseConfig(s.cfg.ConnString)
-	if err != nil {
-		// The message may quote the string, which can hold a password.
-		return nil, fmt.Errorf("%w: cannot parse the primary's connection string", ErrConfig)
-	}
-	pc.RuntimeParams["replication"] = "true"
-	pc.RuntimeParams["application_name"] = s.cfg.ApplicationName
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgconn.ConnectConfig(cctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("replication: connecting to the primary: %w", err)
-	}
-	return conn, nil
+	return Connect(ctx, s.cfg.ConnString, s.cfg.ApplicationName)
 }
 
 // slotInfo is READ_REPLICATION_SLOT's answer (PostgreSQL 15).
