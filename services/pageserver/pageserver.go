@@ -6,17 +6,38 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/stratadb/strata/internal/auth"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/grpcserver"
+	"github.com/stratadb/strata/internal/pgtypes"
 	"github.com/stratadb/strata/internal/service"
+	"github.com/stratadb/strata/services/pageserver/pagecache"
+	"github.com/stratadb/strata/services/pageserver/server"
+	"github.com/stratadb/strata/services/pageserver/tenantmgr"
+	"github.com/stratadb/strata/services/pageserver/timeline"
+	"github.com/stratadb/strata/services/walredo/pool"
+	"github.com/stratadb/strata/services/walredo/process"
 )
 
 // Default addresses (design §3).
 const (
 	DefaultListenAddr  = "127.0.0.1:51051"
 	DefaultMetricsAddr = "127.0.0.1:9898"
+	// DefaultWalredoExtensionPath is where `make build` leaves the
+	// extension, relative to the repository root.
+	DefaultWalredoExtensionPath = "services/walredo/pgext/build/strata_walredo.so"
+)
+
+// Environment variables holding the walredo service's token (grpc mode).
+const (
+	WalredoTokenEnv     = "STRATA_WALREDO_TOKEN"
+	WalredoTokenFileEnv = "STRATA_WALREDO_TOKEN_FILE"
 )
 
 // Config is the pageserver's configuration (TOML file, then flags).
@@ -28,16 +49,69 @@ type Config struct {
 	// WorkDir holds tenants/<tenant_id>/timelines/<timeline_id>.
 	WorkDir string `toml:"workdir"`
 
+	// PageCacheSize is the process-wide page cache (8 KB slots).
+	PageCacheSize config.ByteSize `toml:"page_cache_size"`
+	// CheckpointDistance is the WAL a timeline's open layer may cover
+	// before it is frozen and flushed to a layer file.
+	CheckpointDistance config.ByteSize `toml:"checkpoint_distance"`
+	// CheckpointTimeout flushes a quiet open layer after this long.
+	CheckpointTimeout config.Duration `toml:"checkpoint_timeout"`
+	// WaitLSNTimeout bounds how long a read waits for WAL to arrive.
+	WaitLSNTimeout config.Duration `toml:"wait_lsn_timeout"`
+	// GetPagesMaxInflight bounds the pipelined requests of one GetPages
+	// stream.
+	GetPagesMaxInflight int `toml:"get_pages_max_inflight"`
+
+	// WalredoMode is "process" (a pool of PostgreSQL children in this
+	// process) or "grpc" (a walredo service at WalredoAddr; its token comes
+	// from STRATA_WALREDO_TOKEN or STRATA_WALREDO_TOKEN_FILE).
+	WalredoMode string `toml:"walredo_mode"`
+	WalredoAddr string `toml:"walredo_addr"`
+	// PGBinDir holds PostgreSQL 15's postgres and initdb (walredo children
+	// and timeline bootstrap); "" means $STRATA_PG_BIN or pg_config.
+	PGBinDir string `toml:"pg_bin_dir"`
+	// WalredoExtensionPath is strata_walredo.so (make build).
+	WalredoExtensionPath string `toml:"walredo_extension_path"`
+	// WalredoWorkDir holds the walredo template and the children's data
+	// dirs; "" means <workdir>/walredo.
+	WalredoWorkDir string `toml:"walredo_workdir"`
+	// WalredoMaxChildren and WalredoMaxChildrenPerTenant cap the pool.
+	WalredoMaxChildren          int `toml:"walredo_max_children"`
+	WalredoMaxChildrenPerTenant int `toml:"walredo_max_children_per_tenant"`
+	// WalredoRequestTimeout bounds one redo request.
+	WalredoRequestTimeout config.Duration `toml:"walredo_request_timeout"`
+	// WALLogHints must equal data_checksums || wal_log_hints of the
+	// source clusters.
+	WALLogHints bool `toml:"wal_log_hints"`
+	// RunAsUser is the OS user walredo children and initdb run as when
+	// the pageserver runs as root.
+	RunAsUser string `toml:"run_as_user"`
+
 	// LogOutput receives logs; nil means stderr. Not settable from TOML.
 	LogOutput io.Writer `toml:"-"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
+	tl := timeline.DefaultConfig()
+	pd := pool.Default()
 	return Config{
 		Common:     service.DefaultCommon(DefaultMetricsAddr),
 		ListenAddr: DefaultListenAddr,
 		WorkDir:    ".strata/pageserver",
+
+		PageCacheSize:       config.ByteSize(pagecache.DefaultConfig().SizeBytes),
+		CheckpointDistance:  config.ByteSize(tl.CheckpointDistance),
+		CheckpointTimeout:   config.Duration(tl.CheckpointTimeout),
+		WaitLSNTimeout:      config.Duration(tl.WaitLSNTimeout),
+		GetPagesMaxInflight: server.DefaultMaxInflightGetPages,
+
+		WalredoMode:                 tenantmgr.RedoModeProcess,
+		WalredoExtensionPath:        DefaultWalredoExtensionPath,
+		WalredoMaxChildren:          pd.MaxChildren,
+		WalredoMaxChildrenPerTenant: pd.MaxChildrenPerTenant,
+		WalredoRequestTimeout:       config.Duration(60 * time.Second),
+		RunAsUser:                   process.DefaultUser,
 	}
 }
 
@@ -46,6 +120,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs)
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "gRPC listen address")
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "directory holding tenants and timelines")
+	fs.Var(&c.PageCacheSize, "page-cache-size", "process-wide page cache size")
+	fs.Var(&c.CheckpointDistance, "checkpoint-distance", "WAL bytes an open layer covers before it is flushed")
+	fs.Var(&c.CheckpointTimeout, "checkpoint-timeout", "flush a quiet open layer after this long")
+	fs.Var(&c.WaitLSNTimeout, "wait-lsn-timeout", "how long a read waits for WAL to arrive")
+	fs.IntVar(&c.GetPagesMaxInflight, "get-pages-max-inflight", c.GetPagesMaxInflight, "pipelined requests per GetPages stream")
+	fs.StringVar(&c.WalredoMode, "walredo-mode", c.WalredoMode, "walredo: process (in-process pool) or grpc (walredo service)")
+	fs.StringVar(&c.WalredoAddr, "walredo-addr", c.WalredoAddr, "walredo service address (walredo-mode grpc)")
+	fs.StringVar(&c.PGBinDir, "pg-bin-dir", c.PGBinDir, "PostgreSQL 15 bin directory (empty: $STRATA_PG_BIN or pg_config --bindir)")
+	fs.StringVar(&c.WalredoExtensionPath, "walredo-extension-path", c.WalredoExtensionPath, "strata_walredo.so built by make build")
+	fs.StringVar(&c.WalredoWorkDir, "walredo-workdir", c.WalredoWorkDir, "walredo template and children directory (empty: <workdir>/walredo)")
+	fs.IntVar(&c.WalredoMaxChildren, "walredo-max-children", c.WalredoMaxChildren, "walredo children of all tenants together")
+	fs.IntVar(&c.WalredoMaxChildrenPerTenant, "walredo-max-children-per-tenant", c.WalredoMaxChildrenPerTenant, "walredo children of one tenant")
+	fs.Var(&c.WalredoRequestTimeout, "walredo-request-timeout", "bound of one redo request")
+	fs.BoolVar(&c.WALLogHints, "wal-log-hints", c.WALLogHints, "source clusters have data checksums or wal_log_hints on")
+	fs.StringVar(&c.RunAsUser, "run-as-user", c.RunAsUser, "OS user walredo children and initdb run as when started by root")
 }
 
 // Validate reports every problem at once.
@@ -57,13 +146,49 @@ func (c *Config) Validate() error {
 	if c.WorkDir == "" {
 		errs = append(errs, errors.New("workdir: must not be empty"))
 	}
+	if err := (pagecache.Config{SizeBytes: int64(c.PageCacheSize)}).Validate(); err != nil || c.PageCacheSize > config.ByteSize(math.MaxInt64) {
+		errs = append(errs, fmt.Errorf("page_cache_size: %s must be a multiple of 8KiB and at least %s", c.PageCacheSize, config.ByteSize(pagecache.MinSizeBytes)))
+	}
+	if c.CheckpointDistance < config.ByteSize(pgtypes.BLCKSZ) {
+		errs = append(errs, fmt.Errorf("checkpoint_distance: %s, must be at least 8KiB", c.CheckpointDistance))
+	}
+	for key, d := range map[string]config.Duration{"checkpoint_timeout": c.CheckpointTimeout, "wait_lsn_timeout": c.WaitLSNTimeout, "walredo_request_timeout": c.WalredoRequestTimeout} {
+		if d.Std() <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %s, must be positive", key, d))
+		}
+	}
+	if c.GetPagesMaxInflight < 1 {
+		errs = append(errs, fmt.Errorf("get_pages_max_inflight: %d, must be at least 1", c.GetPagesMaxInflight))
+	}
+	switch c.WalredoMode {
+	case tenantmgr.RedoModeProcess:
+		if c.WalredoExtensionPath == "" {
+			errs = append(errs, errors.New("walredo_extension_path: must not be empty with walredo_mode process (make build leaves it in "+DefaultWalredoExtensionPath+")"))
+		}
+		if c.WalredoMaxChildren < 1 {
+			errs = append(errs, fmt.Errorf("walredo_max_children: %d, must be at least 1", c.WalredoMaxChildren))
+		}
+		if c.WalredoMaxChildrenPerTenant < 1 || c.WalredoMaxChildrenPerTenant > c.WalredoMaxChildren {
+			errs = append(errs, fmt.Errorf("walredo_max_children_per_tenant: %d, must be in [1, walredo_max_children=%d]", c.WalredoMaxChildrenPerTenant, c.WalredoMaxChildren))
+		}
+	case tenantmgr.RedoModeGRPC:
+		if _, _, err := net.SplitHostPort(c.WalredoAddr); err != nil {
+			errs = append(errs, fmt.Errorf("walredo_addr: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("walredo_mode: %q is not process or grpc", c.WalredoMode))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("pageserver config: %w", errors.Join(errs...))
 	}
 	return nil
 }
 
-// Run serves until ctx is cancelled.
+// Run serves until ctx is cancelled: it opens every tenant and timeline,
+// builds the page cache and the walredo Redoer, registers
+// ManagementService, PageService and IngestService, and runs the
+// timelines' flushers beside the gRPC server. After the server stopped it
+// closes the timelines, then the Redoer.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -72,18 +197,94 @@ func Run(ctx context.Context, cfg Config) error {
 	if out == nil {
 		out = os.Stderr
 	}
-	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
+	workDir, err := filepath.Abs(cfg.WorkDir)
+	if err != nil {
+		return fmt.Errorf("pageserver: workdir: %w", err)
+	}
+	if err := os.MkdirAll(workDir, 0o750); err != nil {
 		return fmt.Errorf("pageserver: creating workdir: %w", err)
 	}
-	return service.GRPCService{
+	var (
+		mgr       *tenantmgr.Manager
+		closeRedo func() error
+	)
+	err = service.GRPCService{
 		Name:       "pageserver",
 		Common:     cfg.Common,
 		ListenAddr: cfg.ListenAddr,
 		LogOutput:  out,
-		Register: func(context.Context, *service.Kit, *grpcserver.Server) ([]service.Part, error) {
-			// The storage engine and its gRPC adapters register here as
-			// they are built (issues #5, #6).
-			return nil, nil
+		Register: func(ctx context.Context, kit *service.Kit, srv *grpcserver.Server) ([]service.Part, error) {
+			redoCfg, err := cfg.redoConfig(workDir)
+			if err != nil {
+				return nil, err
+			}
+			r, closeFn, err := tenantmgr.NewRedoer(ctx, redoCfg, kit.Logger, kit.Registry)
+			if err != nil {
+				return nil, fmt.Errorf("pageserver: %w", err)
+			}
+			closeRedo = closeFn
+			cache, err := pagecache.New(pagecache.Config{SizeBytes: int64(cfg.PageCacheSize)}, kit.Registry)
+			if err != nil {
+				return nil, fmt.Errorf("pageserver: %w", err)
+			}
+			mgr, err = tenantmgr.Open(ctx, tenantmgr.Config{
+				WorkDir: workDir,
+				Timeline: timeline.Config{
+					CheckpointDistance: cfg.CheckpointDistance.Bytes(),
+					CheckpointTimeout:  cfg.CheckpointTimeout.Std(),
+					WaitLSNTimeout:     cfg.WaitLSNTimeout.Std(),
+				},
+				Cache: cache, Redo: r, Logger: kit.Logger,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("pageserver: %w", err)
+			}
+			pgBin := cfg.PGBinDir
+			if pgBin == "" {
+				pgBin, _ = process.FindBinDir(ctx) // bootstrap reports a missing one
+			}
+			server.New(server.Options{
+				Manager: mgr, Logger: kit.Logger, MaxInflightGetPages: cfg.GetPagesMaxInflight,
+				PGBinDir: pgBin, ScratchDir: workDir, BootstrapRunAs: cfg.RunAsUser,
+			}).Register(srv)
+			kit.Logger.Info("pageserver ready", "workdir", workDir, "tenants", len(mgr.ListTenants()),
+				"page_cache_size", cfg.PageCacheSize, "walredo_mode", cfg.WalredoMode)
+			return []service.Part{mgr.Run}, nil
 		},
 	}.Run(ctx)
+	// The gRPC server has stopped: no call reaches the timelines any more.
+	if mgr != nil {
+		if cerr := mgr.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if closeRedo != nil {
+		if cerr := closeRedo(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// redoConfig builds the walredo settings; the token is read from the
+// environment, never from the file or flags (design D5).
+func (c *Config) redoConfig(workDir string) (tenantmgr.RedoConfig, error) {
+	rc := tenantmgr.RedoConfig{
+		Mode: c.WalredoMode, Addr: c.WalredoAddr,
+		PGBinDir: c.PGBinDir, ExtensionPath: c.WalredoExtensionPath,
+		WorkDir: c.WalredoWorkDir, RunAsUser: c.RunAsUser,
+		MaxChildren: c.WalredoMaxChildren, MaxChildrenPerTenant: c.WalredoMaxChildrenPerTenant,
+		RequestTimeout: c.WalredoRequestTimeout.Std(), WALLogHints: c.WALLogHints,
+	}
+	if rc.WorkDir == "" {
+		rc.WorkDir = filepath.Join(workDir, "walredo")
+	}
+	if c.WalredoMode == tenantmgr.RedoModeGRPC {
+		token, err := auth.TokenFromEnv(WalredoTokenEnv, WalredoTokenFileEnv)
+		if err != nil && !errors.Is(err, auth.ErrNoToken) {
+			return rc, fmt.Errorf("pageserver: walredo token: %w", err)
+		}
+		rc.Token = token
+	}
+	return rc, nil
 }

@@ -58,11 +58,8 @@ log_level = "debug"
 }
 
 func TestRunServesHealthAndMetrics(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.ListenAddr = freeAddr(t)
+	cfg := testConfig(t)
 	cfg.MetricsAddr = freeAddr(t)
-	cfg.WorkDir = t.TempDir()
-	cfg.LogOutput = io.Discard
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -97,11 +94,44 @@ func TestRunRefusesBusyPort(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
-	cfg := DefaultConfig()
+	cfg := testConfig(t)
 	cfg.ListenAddr = l.Addr().String()
-	cfg.MetricsAddr = ""
-	cfg.WorkDir = t.TempDir()
-	cfg.LogOutput = io.Discard
 	err = Run(context.Background(), cfg)
 	require.ErrorContains(t, err, "pageserver gRPC: listening on "+cfg.ListenAddr)
+}
+
+func TestConfigValidateNewFields(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"grpc walredo without address", func(c *Config) { c.WalredoMode = "grpc" }, []string{"walredo_addr"}},
+		{"grpc walredo", func(c *Config) { c.WalredoMode = "grpc"; c.WalredoAddr = "127.0.0.1:51052" }, nil},
+		{"everything wrong", func(c *Config) {
+			c.PageCacheSize = 1000
+			c.CheckpointDistance = 0
+			c.CheckpointTimeout = 0
+			c.WaitLSNTimeout = config.Duration(-time.Second)
+			c.GetPagesMaxInflight = 0
+			c.WalredoMode = "magic"
+		}, []string{"page_cache_size", "checkpoint_distance", "checkpoint_timeout", "wait_lsn_timeout", "get_pages_max_inflight", "walredo_mode"}},
+		{"pool caps", func(c *Config) { c.WalredoMaxChildren, c.WalredoMaxChildrenPerTenant = 1, 2 }, []string{"walredo_max_children_per_tenant"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.mutate(&cfg)
+			err := cfg.Validate()
+			if tc.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
 }

@@ -76,21 +76,21 @@ type Ingest struct {
 	records uint64
 }
 
-// NewIngest prepares to ingest WAL that starts at start into tl. start is
-// normally tl.LastRecordLSN(): the first byte after the last whole record
-// stored, where the next record begins (prev is that record's start, used
-// to check the next record's back link).
+// NewIngest prepares to ingest WAL that starts at start into tl. start must
+// be a record boundary — normally tl.LastRecordLSN(), the end of the last
+// whole record stored, or an import's start LSN — and decoding begins right
+// there. prev is the start of the record before it, checked against the
+// next record's back link when known (it is unknown after an import).
 func NewIngest(ctx context.Context, tl *timeline.Timeline, start, prev lsn.LSN, logger *slog.Logger) (*Ingest, error) {
 	st := &store{tl: tl}
 	ing, err := walingest.New(ctx, st, st, logger)
 	if err != nil {
 		return nil, err
 	}
-	var opts []pgwal.Option
-	if prev.IsValid() {
-		opts = append(opts, pgwal.StartsAtRecord(prev))
-	}
-	dec, err := pgwal.NewStreamDecoder(start, opts...)
+	// Always decode from start itself: without StartsAtRecord the decoder
+	// would search for the next page header and silently skip the records
+	// between start and it.
+	dec, err := pgwal.NewStreamDecoder(start, pgwal.StartsAtRecord(prev))
 	if err != nil {
 		return nil, err
 	}
