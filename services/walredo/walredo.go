@@ -184,10 +184,18 @@ func Run(ctx context.Context, cfg Config) error {
 			if err != nil {
 				return nil, fmt.Errorf("walredo: %w", err)
 			}
-			server.New(p, server.Options{WALLogHints: cfg.WALLogHints}).Register(srv)
+			redoServer := server.New(p, server.Options{WALLogHints: cfg.WALLogHints})
+			redoServer.Register(srv)
 			kit.Logger.Info("walredo pool ready", "template", tmpl.DataDir(), "max_children", cfg.MaxChildren,
 				"max_children_per_tenant", cfg.MaxChildrenPerTenant, "wal_log_hints", cfg.WALLogHints)
-			return nil, nil
+			// Open ApplyStreams would hold the graceful stop for its whole
+			// timeout: on shutdown they finish what runs and end.
+			drain := func(ctx context.Context) error {
+				<-ctx.Done()
+				redoServer.Drain()
+				return nil
+			}
+			return []service.Part{drain}, nil
 		},
 	}.Run(ctx)
 	// The gRPC server has stopped (or never started): no call can reach the

@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -25,10 +27,22 @@ type Option func(*Client)
 // from its children's (ErrInvalidRequest).
 func WithSourceWALLogHints(on bool) Option { return func(c *Client) { c.walLogHints = on } }
 
+// WithUnary makes Apply use one unary call per request instead of the
+// shared ApplyStream (for servers without ApplyStream, and benchmarks).
+func WithUnary() Option { return func(c *Client) { c.unary = true } }
+
 // Client is a redo.Redoer backed by a remote WalRedoService.
 type Client struct {
 	rpc         walredov1.WalRedoServiceClient
 	walLogHints bool
+	unary       bool
+
+	nextID atomic.Uint64  // request ids on streams; never reused by this client
+	wg     sync.WaitGroup // receive goroutines of streams
+
+	mu     sync.Mutex
+	stream *stream // the current ApplyStream, opened on first use; nil or ended → reopened
+	closed bool
 }
 
 var _ redo.Redoer = (*Client)(nil)
@@ -42,12 +56,40 @@ func New(conn *grpc.ClientConn, opts ...Option) *Client {
 	return c
 }
 
+// Close ends the client's stream and waits for its receive goroutine. It
+// does not close the connection (closing the connection ends the stream
+// too). Apply after Close fails with redo.ErrClosed; Mask keeps working.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	if c.stream != nil {
+		c.stream.cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
 // Apply implements redo.Redoer. Invalid requests are refused locally,
-// without a round trip.
+// without a round trip. It runs on the client's ApplyStream (unless
+// WithUnary); a request lost because the stream ended UNAVAILABLE is
+// retried once on a new stream (redo has no side effects), other failures
+// are returned as they are.
 func (c *Client) Apply(ctx context.Context, req *redo.Request, page []byte) error {
 	if err := req.Validate(page); err != nil {
 		return err
 	}
+	if c.unary {
+		return c.applyUnary(ctx, req, page)
+	}
+	retry, err := c.applyStream(ctx, req, page)
+	if retry && ctx.Err() == nil {
+		_, err = c.applyStream(ctx, req, page)
+	}
+	return err
+}
+
+func (c *Client) applyUnary(ctx context.Context, req *redo.Request, page []byte) error {
 	records := make([]walredov1.WalRecord, len(req.Records))
 	ptrs := make([]*walredov1.WalRecord, len(req.Records))
 	for i, r := range req.Records {

@@ -306,8 +306,6 @@ func TestAuthorization(t *testing.T) {
 	}
 }
 
-func newClient(conn *grpc.ClientConn) *client.Client { return client.New(conn) }
-
 func rawClient(conn *grpc.ClientConn) walredov1.WalRedoServiceClient {
 	return walredov1.NewWalRedoServiceClient(conn)
 }

@@ -56,6 +56,10 @@ func TestErrorsCrossTheWire(t *testing.T) {
 			req := &redo.Request{Tenant: tenant(9), Tag: heapTag, Records: heapChain(lsn.MustParse("0/1000000"), 1)}
 			err := c.Apply(context.Background(), req, make([]byte, pgtypes.BLCKSZ))
 			require.Error(t, err)
+			// Stream and unary map alike, to the same text.
+			unaryErr := client.New(conn, client.WithUnary()).Apply(context.Background(), req, make([]byte, pgtypes.BLCKSZ))
+			require.Equal(t, unaryErr.Error(), err.Error())
+			require.NoError(t, c.Close())
 			require.Contains(t, err.Error(), tc.wantMsg)
 			if tc.is != nil {
 				require.ErrorIs(t, err, tc.is)

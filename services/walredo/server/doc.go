@@ -26,6 +26,22 @@
 // page. The scratch is never aliased with the base image because the pool
 // retries a crashed request with the same base.
 //
+// ApplyStream (stream.go) is Apply pipelined: each request of a stream runs
+// in its own goroutine (at most MaxInFlightPerStream at once; past that the
+// server stops reading and HTTP/2 flow control pushes back), answers go out
+// in completion order under the stream's one send lock, and an error is an
+// ApplyStreamError answer carrying the code, message, reason, record LSN
+// and detail that statusError would put in a unary status. Because Send
+// marshals before it returns, a stream's answers are sent straight from the
+// pooled scratch page: streaming allocates no response page. A request
+// with timeout_micros runs under that deadline; a cancel message cancels
+// its context. The handler always waits for the requests it started before
+// returning.
+//
+// Shutdown: an open stream would hold a graceful gRPC stop for its whole
+// timeout, so Drain (called by walredo.Run when shutdown begins) makes
+// every stream answer what is running and end with UNAVAILABLE / CLOSED.
+//
 // Concurrency: a Server is safe for concurrent use; it holds no per-call
-// state outside sync.Pools.
+// state outside sync.Pools and the state of each open stream.
 package server

@@ -42,6 +42,9 @@ type Server struct {
 	backend Backend
 	opts    Options
 	scratch sync.Pool // *scratch
+
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
 
 // scratch is the per-call working memory reused across calls.
@@ -52,7 +55,7 @@ type scratch struct {
 
 // New returns a server over backend.
 func New(backend Backend, opts Options) *Server {
-	s := &Server{backend: backend, opts: opts}
+	s := &Server{backend: backend, opts: opts, draining: make(chan struct{})}
 	s.scratch.New = func() any { return &scratch{page: make([]byte, pgtypes.BLCKSZ)} }
 	return s
 }
@@ -67,46 +70,54 @@ func (s *Server) Apply(ctx context.Context, req *walredov1.ApplyRequest) (*walre
 	if err := auth.AuthorizeScope(ctx, auth.ScopePageserverAPI); err != nil {
 		return nil, err
 	}
+	sc := s.scratch.Get().(*scratch)
+	defer s.putScratch(sc)
+	if err := s.apply(ctx, req, sc); err != nil {
+		return nil, statusError(err)
+	}
+	// The response owns its page until gRPC marshals it after we return:
+	// reuse the request's base image (ours alone) or allocate one.
+	out := req.GetBaseImage()
+	if len(out) != pgtypes.BLCKSZ {
+		out = make([]byte, pgtypes.BLCKSZ)
+	}
+	copy(out, sc.page)
+	return &walredov1.ApplyResponse{Page: out}, nil
+}
+
+// apply validates and converts req and rebuilds its page into sc.page.
+// Errors are the backend's or wrap redo.ErrInvalidRequest.
+func (s *Server) apply(ctx context.Context, req *walredov1.ApplyRequest, sc *scratch) error {
 	tenant, err := parseTenant(req.GetTenantId())
 	if err != nil {
-		return nil, statusError(err)
+		return err
 	}
 	tag, err := bufferTag(req.GetTag())
 	if err != nil {
-		return nil, statusError(err)
+		return err
 	}
 	if req.GetSourceWalLogHints() != s.opts.WALLogHints {
-		return nil, statusError(fmt.Errorf("%w: source_wal_log_hints is %t but this walredo runs its children with wal_log_hints=%t (set wal_log_hints in its config to match the source cluster)",
-			redo.ErrInvalidRequest, req.GetSourceWalLogHints(), s.opts.WALLogHints))
+		return fmt.Errorf("%w: source_wal_log_hints is %t but this walredo runs its children with wal_log_hints=%t (set wal_log_hints in its config to match the source cluster)",
+			redo.ErrInvalidRequest, req.GetSourceWalLogHints(), s.opts.WALLogHints)
 	}
 	base := req.GetBaseImage()
 	if len(base) == 0 {
 		base = nil // proto3 cannot tell empty from absent; both mean a zero page
 	} else if len(base) != pgtypes.BLCKSZ {
-		return nil, statusError(fmt.Errorf("%w: base_image is %d bytes, want 0 or %d", redo.ErrInvalidRequest, len(base), pgtypes.BLCKSZ))
+		return fmt.Errorf("%w: base_image is %d bytes, want 0 or %d", redo.ErrInvalidRequest, len(base), pgtypes.BLCKSZ)
 	}
-
-	sc := s.scratch.Get().(*scratch)
-	defer func() {
-		clear(sc.records) // drop references to this request's bytes
-		sc.records = sc.records[:0]
-		s.scratch.Put(sc)
-	}()
 	for _, r := range req.GetRecords() {
 		sc.records = append(sc.records, redo.Record{Start: lsn.LSN(r.GetStartLsn()), End: lsn.LSN(r.GetEndLsn()), Raw: r.GetData()})
 	}
 	rr := redo.Request{Tenant: tenant, Tag: tag, Base: base, Records: sc.records}
-	if err := s.backend.Apply(ctx, &rr, sc.page); err != nil {
-		return nil, statusError(err)
-	}
-	// The response owns its page until gRPC marshals it after we return:
-	// reuse the request's base image (ours alone) or allocate one.
-	out := base
-	if out == nil {
-		out = make([]byte, pgtypes.BLCKSZ)
-	}
-	copy(out, sc.page)
-	return &walredov1.ApplyResponse{Page: out}, nil
+	return s.backend.Apply(ctx, &rr, sc.page)
+}
+
+// putScratch returns sc to the pool without references to a request.
+func (s *Server) putScratch(sc *scratch) {
+	clear(sc.records)
+	sc.records = sc.records[:0]
+	s.scratch.Put(sc)
 }
 
 // Mask implements WalRedoService.Mask.
@@ -122,7 +133,7 @@ func (s *Server) Mask(ctx context.Context, req *walredov1.MaskRequest) (*walredo
 		return nil, statusError(fmt.Errorf("%w: rmgr_id %d is out of range", redo.ErrInvalidRequest, req.GetRmgrId()))
 	}
 	sc := s.scratch.Get().(*scratch)
-	defer s.scratch.Put(sc)
+	defer s.putScratch(sc)
 	if err := s.backend.Mask(ctx, maskTenant, uint8(req.GetRmgrId()), req.GetBlockNumber(), page, sc.page); err != nil {
 		return nil, statusError(err)
 	}

@@ -151,3 +151,50 @@ func Chain(start lsn.LSN, raws ...[]byte) []redo.Record {
 	}
 	return out
 }
+
+// Btree constants (nbtxlog.h, nbtree.h).
+const (
+	rmBtree             = 11
+	btreeInsertLeaf     = 0x00
+	btpLeaf             = 1 << 0
+	btPageOpaqueSize    = 16
+	pageHeaderSize      = 24
+	pageLayoutVersion   = 4
+	indexTupleHeaderLen = 8 // ItemPointerData + t_info
+)
+
+// BtreeLeafPage returns an empty rightmost btree leaf page (no high key,
+// so data items start at offset 1) stamped with at, as _bt_pageinit
+// leaves it: the base image for BtreeInsertLeaf records.
+func BtreeLeafPage(at lsn.LSN) []byte {
+	le := binary.LittleEndian
+	page := make([]byte, pgtypes.BLCKSZ)
+	pgtypes.PageSetLSN(page, at)
+	special := pgtypes.BLCKSZ - btPageOpaqueSize
+	le.PutUint16(page[12:], pageHeaderSize)                           // pd_lower
+	le.PutUint16(page[14:], uint16(special))                          // pd_upper
+	le.PutUint16(page[16:], uint16(special))                          // pd_special
+	le.PutUint16(page[18:], uint16(pgtypes.BLCKSZ)|pageLayoutVersion) // pd_pagesize_version
+	// BTPageOpaqueData: btpo_prev, btpo_next, btpo_level (uint32 each),
+	// btpo_flags, btpo_cycleid (uint16 each).
+	le.PutUint16(page[special+12:], btpLeaf)
+	return page
+}
+
+// BtreeInsertLeaf crafts a Btree/INSERT_LEAF of a one-int4-key index tuple
+// pointing at heap TID (heapBlock, heapOff), placed at offnum of tag's
+// leaf page. Records with increasing keys at offnum 1, 2, ... build a
+// sorted leaf on BtreeLeafPage.
+func BtreeInsertLeaf(tag pgtypes.BufferTag, offnum uint16, key int32, heapBlock uint32, heapOff uint16) []byte {
+	le := binary.LittleEndian
+	// IndexTupleData: t_tid (bi_hi, bi_lo, ip_posid) and t_info (size in
+	// the low 13 bits), then the key MAXALIGNed to a 16-byte tuple.
+	tuple := le.AppendUint16(nil, uint16(heapBlock>>16))
+	tuple = le.AppendUint16(tuple, uint16(heapBlock))
+	tuple = le.AppendUint16(tuple, heapOff)
+	tuple = le.AppendUint16(tuple, indexTupleHeaderLen+8)
+	tuple = le.AppendUint32(tuple, uint32(key))
+	tuple = append(tuple, 0, 0, 0, 0)
+	main := le.AppendUint16(nil, offnum) // xl_btree_insert
+	return BuildRecord(rmBtree, btreeInsertLeaf, 0, []Block{{Tag: tag, Data: tuple}}, main)
+}

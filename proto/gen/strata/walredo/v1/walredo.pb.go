@@ -398,6 +398,231 @@ func (x *MaskResponse) GetPage() []byte {
 	return nil
 }
 
+// ApplyStreamRequest is one message of the client side of ApplyStream:
+// either a request to run or the cancellation of one still running.
+type ApplyStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client, unique among its requests in flight on this
+	// stream; the response carries it back.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The request; ignored when cancel is set.
+	Apply *ApplyRequest `protobuf:"bytes,2,opt,name=apply,proto3" json:"apply,omitempty"`
+	// Time the client still waits for this request, in microseconds; 0 means
+	// no limit beyond the server's own request timeout.
+	TimeoutMicros uint64 `protobuf:"varint,3,opt,name=timeout_micros,json=timeoutMicros,proto3" json:"timeout_micros,omitempty"`
+	// When set, the request with this id is cancelled (the client gave up);
+	// the server answers it with CANCELLED if it has not answered yet.
+	Cancel        bool `protobuf:"varint,4,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyStreamRequest) Reset() {
+	*x = ApplyStreamRequest{}
+	mi := &file_strata_walredo_v1_walredo_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyStreamRequest) ProtoMessage() {}
+
+func (x *ApplyStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_walredo_v1_walredo_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyStreamRequest.ProtoReflect.Descriptor instead.
+func (*ApplyStreamRequest) Descriptor() ([]byte, []int) {
+	return file_strata_walredo_v1_walredo_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ApplyStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ApplyStreamRequest) GetApply() *ApplyRequest {
+	if x != nil {
+		return x.Apply
+	}
+	return nil
+}
+
+func (x *ApplyStreamRequest) GetTimeoutMicros() uint64 {
+	if x != nil {
+		return x.TimeoutMicros
+	}
+	return 0
+}
+
+func (x *ApplyStreamRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+// ApplyStreamResponse answers the request with the same id: the page, or
+// an error.
+type ApplyStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Exactly 8192 bytes when error is absent.
+	Page []byte `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// Set when the request failed.
+	Error         *ApplyStreamError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyStreamResponse) Reset() {
+	*x = ApplyStreamResponse{}
+	mi := &file_strata_walredo_v1_walredo_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyStreamResponse) ProtoMessage() {}
+
+func (x *ApplyStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_walredo_v1_walredo_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyStreamResponse.ProtoReflect.Descriptor instead.
+func (*ApplyStreamResponse) Descriptor() ([]byte, []int) {
+	return file_strata_walredo_v1_walredo_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApplyStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ApplyStreamResponse) GetPage() []byte {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ApplyStreamResponse) GetError() *ApplyStreamError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ApplyStreamError carries what a failed unary Apply carries in its status
+// and google.rpc.ErrorInfo detail (see Apply), per request.
+type ApplyStreamError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// google.rpc.Code value, as the unary call would return.
+	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The status message (names the record LSN when there is one).
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// ErrorInfo reason (INVALID_REQUEST, RECORD_FAILED, CHILD_CRASHED,
+	// TIMEOUT, CLOSED); empty for cancellations and unknown errors.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Start LSN of the failing record; 0 when unknown.
+	RecordLsn uint64 `protobuf:"varint,4,opt,name=record_lsn,json=recordLsn,proto3" json:"record_lsn,omitempty"`
+	// PostgreSQL's message, for RECORD_FAILED and CHILD_CRASHED.
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyStreamError) Reset() {
+	*x = ApplyStreamError{}
+	mi := &file_strata_walredo_v1_walredo_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyStreamError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyStreamError) ProtoMessage() {}
+
+func (x *ApplyStreamError) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_walredo_v1_walredo_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyStreamError.ProtoReflect.Descriptor instead.
+func (*ApplyStreamError) Descriptor() ([]byte, []int) {
+	return file_strata_walredo_v1_walredo_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ApplyStreamError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ApplyStreamError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ApplyStreamError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ApplyStreamError) GetRecordLsn() uint64 {
+	if x != nil {
+		return x.RecordLsn
+	}
+	return 0
+}
+
+func (x *ApplyStreamError) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_strata_walredo_v1_walredo_proto protoreflect.FileDescriptor
 
 const file_strata_walredo_v1_walredo_proto_rawDesc = "" +
@@ -429,9 +654,26 @@ const file_strata_walredo_v1_walredo_proto_rawDesc = "" +
 	"\fblock_number\x18\x02 \x01(\rR\vblockNumber\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\fR\x04page\"\"\n" +
 	"\fMaskResponse\x12\x12\n" +
-	"\x04page\x18\x01 \x01(\fR\x04page2\xa5\x01\n" +
+	"\x04page\x18\x01 \x01(\fR\x04page\"\x9a\x01\n" +
+	"\x12ApplyStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x125\n" +
+	"\x05apply\x18\x02 \x01(\v2\x1f.strata.walredo.v1.ApplyRequestR\x05apply\x12%\n" +
+	"\x0etimeout_micros\x18\x03 \x01(\x04R\rtimeoutMicros\x12\x16\n" +
+	"\x06cancel\x18\x04 \x01(\bR\x06cancel\"t\n" +
+	"\x13ApplyStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04page\x18\x02 \x01(\fR\x04page\x129\n" +
+	"\x05error\x18\x03 \x01(\v2#.strata.walredo.v1.ApplyStreamErrorR\x05error\"\x8f\x01\n" +
+	"\x10ApplyStreamError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"record_lsn\x18\x04 \x01(\x04R\trecordLsn\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail2\x87\x02\n" +
 	"\x0eWalRedoService\x12J\n" +
-	"\x05Apply\x12\x1f.strata.walredo.v1.ApplyRequest\x1a .strata.walredo.v1.ApplyResponse\x12G\n" +
+	"\x05Apply\x12\x1f.strata.walredo.v1.ApplyRequest\x1a .strata.walredo.v1.ApplyResponse\x12`\n" +
+	"\vApplyStream\x12%.strata.walredo.v1.ApplyStreamRequest\x1a&.strata.walredo.v1.ApplyStreamResponse(\x010\x01\x12G\n" +
 	"\x04Mask\x12\x1e.strata.walredo.v1.MaskRequest\x1a\x1f.strata.walredo.v1.MaskResponseBBZ@github.com/stratadb/strata/proto/gen/strata/walredo/v1;walredov1b\x06proto3"
 
 var (
@@ -446,27 +688,34 @@ func file_strata_walredo_v1_walredo_proto_rawDescGZIP() []byte {
 	return file_strata_walredo_v1_walredo_proto_rawDescData
 }
 
-var file_strata_walredo_v1_walredo_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_strata_walredo_v1_walredo_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_strata_walredo_v1_walredo_proto_goTypes = []any{
-	(*BufferTag)(nil),     // 0: strata.walredo.v1.BufferTag
-	(*WalRecord)(nil),     // 1: strata.walredo.v1.WalRecord
-	(*ApplyRequest)(nil),  // 2: strata.walredo.v1.ApplyRequest
-	(*ApplyResponse)(nil), // 3: strata.walredo.v1.ApplyResponse
-	(*MaskRequest)(nil),   // 4: strata.walredo.v1.MaskRequest
-	(*MaskResponse)(nil),  // 5: strata.walredo.v1.MaskResponse
+	(*BufferTag)(nil),           // 0: strata.walredo.v1.BufferTag
+	(*WalRecord)(nil),           // 1: strata.walredo.v1.WalRecord
+	(*ApplyRequest)(nil),        // 2: strata.walredo.v1.ApplyRequest
+	(*ApplyResponse)(nil),       // 3: strata.walredo.v1.ApplyResponse
+	(*MaskRequest)(nil),         // 4: strata.walredo.v1.MaskRequest
+	(*MaskResponse)(nil),        // 5: strata.walredo.v1.MaskResponse
+	(*ApplyStreamRequest)(nil),  // 6: strata.walredo.v1.ApplyStreamRequest
+	(*ApplyStreamResponse)(nil), // 7: strata.walredo.v1.ApplyStreamResponse
+	(*ApplyStreamError)(nil),    // 8: strata.walredo.v1.ApplyStreamError
 }
 var file_strata_walredo_v1_walredo_proto_depIdxs = []int32{
 	0, // 0: strata.walredo.v1.ApplyRequest.tag:type_name -> strata.walredo.v1.BufferTag
 	1, // 1: strata.walredo.v1.ApplyRequest.records:type_name -> strata.walredo.v1.WalRecord
-	2, // 2: strata.walredo.v1.WalRedoService.Apply:input_type -> strata.walredo.v1.ApplyRequest
-	4, // 3: strata.walredo.v1.WalRedoService.Mask:input_type -> strata.walredo.v1.MaskRequest
-	3, // 4: strata.walredo.v1.WalRedoService.Apply:output_type -> strata.walredo.v1.ApplyResponse
-	5, // 5: strata.walredo.v1.WalRedoService.Mask:output_type -> strata.walredo.v1.MaskResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 2: strata.walredo.v1.ApplyStreamRequest.apply:type_name -> strata.walredo.v1.ApplyRequest
+	8, // 3: strata.walredo.v1.ApplyStreamResponse.error:type_name -> strata.walredo.v1.ApplyStreamError
+	2, // 4: strata.walredo.v1.WalRedoService.Apply:input_type -> strata.walredo.v1.ApplyRequest
+	6, // 5: strata.walredo.v1.WalRedoService.ApplyStream:input_type -> strata.walredo.v1.ApplyStreamRequest
+	4, // 6: strata.walredo.v1.WalRedoService.Mask:input_type -> strata.walredo.v1.MaskRequest
+	3, // 7: strata.walredo.v1.WalRedoService.Apply:output_type -> strata.walredo.v1.ApplyResponse
+	7, // 8: strata.walredo.v1.WalRedoService.ApplyStream:output_type -> strata.walredo.v1.ApplyStreamResponse
+	5, // 9: strata.walredo.v1.WalRedoService.Mask:output_type -> strata.walredo.v1.MaskResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_strata_walredo_v1_walredo_proto_init() }
@@ -480,7 +729,7 @@ func file_strata_walredo_v1_walredo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_walredo_v1_walredo_proto_rawDesc), len(file_strata_walredo_v1_walredo_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

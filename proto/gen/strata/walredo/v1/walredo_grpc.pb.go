@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WalRedoService_Apply_FullMethodName = "/strata.walredo.v1.WalRedoService/Apply"
-	WalRedoService_Mask_FullMethodName  = "/strata.walredo.v1.WalRedoService/Mask"
+	WalRedoService_Apply_FullMethodName       = "/strata.walredo.v1.WalRedoService/Apply"
+	WalRedoService_ApplyStream_FullMethodName = "/strata.walredo.v1.WalRedoService/ApplyStream"
+	WalRedoService_Mask_FullMethodName        = "/strata.walredo.v1.WalRedoService/Mask"
 )
 
 // WalRedoServiceClient is the client API for WalRedoService service.
@@ -36,6 +37,14 @@ type WalRedoServiceClient interface {
 	// in the error (INVALID_ARGUMENT for a record PostgreSQL rejected,
 	// INTERNAL when the child crashed twice, DEADLINE_EXCEEDED on timeout).
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
+	// ApplyStream is Apply pipelined over one long-lived stream: the client
+	// sends requests tagged with ids of its choice, the server runs them
+	// concurrently and answers each with the same id, in completion order
+	// (not request order). A failing request is answered with an
+	// ApplyStreamError and the stream goes on; the stream itself ends only
+	// on transport failure, authorisation failure, or server shutdown
+	// (UNAVAILABLE). Same authorisation as Apply.
+	ApplyStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ApplyStreamRequest, ApplyStreamResponse], error)
 	// Mask applies the resource manager's rm_mask to a page, hiding what WAL
 	// does not log (hint bits, free space); used to compare pages.
 	Mask(ctx context.Context, in *MaskRequest, opts ...grpc.CallOption) (*MaskResponse, error)
@@ -58,6 +67,19 @@ func (c *walRedoServiceClient) Apply(ctx context.Context, in *ApplyRequest, opts
 	}
 	return out, nil
 }
+
+func (c *walRedoServiceClient) ApplyStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ApplyStreamRequest, ApplyStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &WalRedoService_ServiceDesc.Streams[0], WalRedoService_ApplyStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ApplyStreamRequest, ApplyStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WalRedoService_ApplyStreamClient = grpc.BidiStreamingClient[ApplyStreamRequest, ApplyStreamResponse]
 
 func (c *walRedoServiceClient) Mask(ctx context.Context, in *MaskRequest, opts ...grpc.CallOption) (*MaskResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -82,6 +104,14 @@ type WalRedoServiceServer interface {
 	// in the error (INVALID_ARGUMENT for a record PostgreSQL rejected,
 	// INTERNAL when the child crashed twice, DEADLINE_EXCEEDED on timeout).
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
+	// ApplyStream is Apply pipelined over one long-lived stream: the client
+	// sends requests tagged with ids of its choice, the server runs them
+	// concurrently and answers each with the same id, in completion order
+	// (not request order). A failing request is answered with an
+	// ApplyStreamError and the stream goes on; the stream itself ends only
+	// on transport failure, authorisation failure, or server shutdown
+	// (UNAVAILABLE). Same authorisation as Apply.
+	ApplyStream(grpc.BidiStreamingServer[ApplyStreamRequest, ApplyStreamResponse]) error
 	// Mask applies the resource manager's rm_mask to a page, hiding what WAL
 	// does not log (hint bits, free space); used to compare pages.
 	Mask(context.Context, *MaskRequest) (*MaskResponse, error)
@@ -97,6 +127,9 @@ type UnimplementedWalRedoServiceServer struct{}
 
 func (UnimplementedWalRedoServiceServer) Apply(context.Context, *ApplyRequest) (*ApplyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedWalRedoServiceServer) ApplyStream(grpc.BidiStreamingServer[ApplyStreamRequest, ApplyStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ApplyStream not implemented")
 }
 func (UnimplementedWalRedoServiceServer) Mask(context.Context, *MaskRequest) (*MaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Mask not implemented")
@@ -140,6 +173,13 @@ func _WalRedoService_Apply_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WalRedoService_ApplyStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(WalRedoServiceServer).ApplyStream(&grpc.GenericServerStream[ApplyStreamRequest, ApplyStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WalRedoService_ApplyStreamServer = grpc.BidiStreamingServer[ApplyStreamRequest, ApplyStreamResponse]
+
 func _WalRedoService_Mask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MaskRequest)
 	if err := dec(in); err != nil {
@@ -174,6 +214,13 @@ var WalRedoService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _WalRedoService_Mask_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ApplyStream",
+			Handler:       _WalRedoService_ApplyStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "strata/walredo/v1/walredo.proto",
 }
