@@ -15,6 +15,8 @@ const (
 	exitOK      = 0
 	exitRuntime = 1
 	exitUsage   = 2
+	// exitNotFound: the tenant, timeline or LSN named does not exist.
+	exitNotFound = 3
 )
 
 // Values of --output.
@@ -31,8 +33,13 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "stratactl",
 		Short: "Control a Strata deployment",
-		Long: `stratactl controls a Strata deployment: tenants, timelines, branches and
-tokens.
+		Long: `stratactl controls a Strata deployment: a local stack of the four
+services (init, start, stop, status, logs), tenants, timelines, branches,
+fullbackups and booting them, attaching a primary, and tokens.
+
+Management commands find the pageserver's address and a token in the stack
+directory (--stack-dir, default $STRATA_DIR or .strata); --pageserver and
+STRATA_TOKEN or STRATA_TOKEN_FILE override them. See docs/cli.md.
 
 Secrets such as tokens are never accepted as command-line arguments, which
 other users of the machine can read; they come from stdin or files.
@@ -40,7 +47,8 @@ other users of the machine can read; they come from stdin or files.
 Exit codes:
   0  success
   1  runtime error (the command ran and failed, e.g. an invalid token)
-  2  usage error (unknown command or flag, missing or invalid argument)`,
+  2  usage error (unknown command or flag, missing or invalid argument)
+  3  not found (the tenant, timeline or LSN named does not exist)`,
 		SilenceUsage:  true, // execute prints a short hint instead
 		SilenceErrors: true, // execute prints errors once, with a prefix
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,6 +63,16 @@ Exit codes:
 		newVersionCmd(),
 		newTokenCmd(),
 		newWaldumpCmd(),
+		newInitCmd(),
+		newStartCmd(),
+		newStopCmd(),
+		newStatusCmd(),
+		newLogsCmd(),
+		newTenantCmd(),
+		newTimelineCmd(),
+		newFullbackupCmd(),
+		newBootCmd(),
+		newAttachCmd(),
 	)
 	return root
 }
@@ -74,6 +92,9 @@ func execute(ctx context.Context, root *cobra.Command, args []string) int {
 	fmt.Fprintf(stderr, "stratactl: %v\n", err)
 	var runtime runtimeError
 	if errors.As(err, &runtime) {
+		if isNotFound(err) {
+			return exitNotFound
+		}
 		return exitRuntime
 	}
 	if cmd == nil {
