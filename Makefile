@@ -22,7 +22,7 @@ RACE_PKGS ?= ./internal/seqwait/... ./services/pageserver/pagecache/... ./servic
 GO_FILES = $(shell git ls-files -co --exclude-standard '*.go' | grep -v '^proto/gen/')
 COMMANDS := cmd/stratactl $(wildcard services/*/cmd/*)
 
-.PHONY: deps build build-go build-ext proto proto-check verify-proto lint fmt test test-unit test-race bench demo clean help
+.PHONY: deps build build-go build-ext proto proto-check verify-proto lint fmt test test-unit test-race bench demo clean help deploy-check docs verify-docs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -80,6 +80,17 @@ test-race:
 
 bench: deps build-ext ## run every benchmark (baselines run in the same benchmark files)
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout 30m ./...
+
+deploy-check: deps ## validate deploy/ offline: compose schema, Kubernetes strict decode, Dockerfile lint
+	docker-compose -f deploy/compose.yaml config -q
+	cd deploy && GOWORK=off $(GO) test -count=1 ./...
+	@echo "deploy-check: ok"
+
+docs: ## regenerate docs/config-reference.md and the metrics table of docs/operations.md
+	$(GO) run ./cmd/strata-configdoc
+
+verify-docs: ## fail when the generated docs are stale
+	$(GO) run ./cmd/strata-configdoc -check
 
 demo: ## the main job: attach, branch, boot (not built yet: see README "Status")
 	@echo "make demo: not available yet."

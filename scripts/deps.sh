@@ -39,10 +39,11 @@ apt_install() {
 	need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# 1. PostgreSQL 15 server, client and contrib (pg_amcheck, pgbench ship in
-#    the server/client packages).
+# 1. PostgreSQL 15 server and client (pg_amcheck and pgbench ship in them),
+#    a C toolchain, and docker-compose (only to validate deploy/compose.yaml
+#    offline; no container engine is used).
 missing=()
-for p in postgresql-15 postgresql-client-15 build-essential perl; do
+for p in postgresql-15 postgresql-client-15 build-essential perl docker-compose; do
 	[ -n "$(installed_version "$p")" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,207 @@
+package configdoc
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratadb/strata/internal/config"
+)
+
+// CommonSection stands for service.Common: embedded and flattened.
+type CommonSection struct {
+	// LogLevel is debug or info.
+	LogLevel string `toml:"log_level"`
+}
+
+type peer struct {
+	// Addr is where the peer listens.
+	Addr string `toml:"addr"`
+	// Weight is relative.
+	Weight int `toml:"weight"`
+}
+
+type limits struct {
+	// MaxBytes bounds a message.
+	MaxBytes config.ByteSize `toml:"max_bytes"`
+}
+
+type sampleConfig struct {
+	CommonSection
+	// ListenAddr is the address; see also Timeout.
+	ListenAddr string `toml:"listen_addr"`
+	// Timeout bounds a request.
+	Timeout config.Duration `toml:"timeout"`
+	// CertPath and KeyPath enable TLS.
+	CertPath string `toml:"cert_path"`
+	KeyPath  string `toml:"key_path"`
+
+	NoDoc   bool     `toml:"no_doc"`
+	Ratio   float64  `toml:"ratio"`
+	Tags    []string `toml:"tags"`
+	Limits  limits   `toml:"limits"`
+	Peers   []peer   `toml:"peer"`
+	Untoml  int
+	private int
+
+	Output io.Writer `toml:"-"`
+}
+
+func (c *sampleConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "")
+	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "")
+	fs.Var(&c.Timeout, "timeout", "")
+	fs.Var(&c.Limits.MaxBytes, "max-bytes", "")
+}
+
+type badConfig struct {
+	// Hook cannot be in TOML.
+	Hook func() `toml:"hook"`
+}
+
+func testModule(t *testing.T) Module {
+	t.Helper()
+	m, err := FindModule(".")
+	require.NoError(t, err)
+	require.Equal(t, "github.com/stratadb/strata", m.Path)
+	return m
+}
+
+func TestDescribe(t *testing.T) {
+	m := testModule(t)
+	cfg := sampleConfig{
+		CommonSection: CommonSection{LogLevel: "info"},
+		ListenAddr:    "127.0.0.1:1",
+		Timeout:       config.Duration(1500 * time.Millisecond),
+		Ratio:         0.5,
+		Tags:          []string{"a", "b"},
+		Limits:        limits{MaxBytes: config.MiB},
+		private:       1,
+	}
+	ref, err := Describe(m, &cfg)
+	require.NoError(t, err)
+	require.Equal(t, "configdoc.sampleConfig", ref.Type)
+	require.Equal(t, "internal/configdoc/config_test.go", ref.File)
+
+	byKey := map[string]Key{}
+	var order []string
+	for _, k := range ref.Keys {
+		byKey[k.Key] = k
+		order = append(order, k.Key)
+	}
+	require.Equal(t, []string{
+		"log_level", "listen_addr", "timeout", "cert_path", "key_path", "no_doc", "ratio", "tags",
+		"limits", "limits.max_bytes", "peer", "peer[].addr", "peer[].weight", "Untoml",
+	}, order)
+
+	tests := []struct {
+		key  string
+		want Key
+	}{
+		{"log_level", Key{Key: "log_level", Flag: "--log-level", Type: "string", Default: `"info"`, Doc: "`log_level` is debug or info."}},
+		{"listen_addr", Key{Key: "listen_addr", Flag: "--listen-addr", Type: "string", Default: `"127.0.0.1:1"`, Doc: "`listen_addr` is the address; see also `timeout`."}},
+		{"timeout", Key{Key: "timeout", Flag: "--timeout", Type: textTypeName(typeOf[config.Duration]()), Default: `"1.5s"`, Doc: "`timeout` bounds a request."}},
+		{"key_path", Key{Key: "key_path", Type: "string", Default: `""`, Doc: "`cert_path` and `key_path` enable TLS."}},
+		{"no_doc", Key{Key: "no_doc", Type: "boolean", Default: "false"}},
+		{"ratio", Key{Key: "ratio", Type: "number", Default: "0.5"}},
+		{"tags", Key{Key: "tags", Type: "array of string", Default: `["a", "b"]`}},
+		{"limits", Key{Key: "limits", Type: "table"}},
+		{"limits.max_bytes", Key{Key: "limits.max_bytes", Flag: "--max-bytes", Type: textTypeName(typeOf[config.ByteSize]()), Default: `"1MiB"`, Doc: "`limits.max_bytes` bounds a message."}},
+		{"peer", Key{Key: "peer", Type: "array of tables", Default: "none"}},
+		{"peer[].addr", Key{Key: "peer[].addr", Type: "string", Doc: "`peer[].addr` is where the peer listens."}},
+		{"Untoml", Key{Key: "Untoml", Type: "integer", Default: "0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			require.Equal(t, tt.want, byKey[tt.key])
+		})
+	}
+}
+
+func TestDescribeErrors(t *testing.T) {
+	m := testModule(t)
+	tests := []struct {
+		name string
+		cfg  any
+		want error
+	}{
+		{"not a pointer", sampleConfig{}, ErrUnsupported},
+		{"pointer to non-struct", new(int), ErrUnsupported},
+		{"func field", &badConfig{}, ErrUnsupported},
+		{"outside the module", &flag.FlagSet{}, ErrSource},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Describe(m, tt.cfg)
+			require.ErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+func TestRenderConfigReference(t *testing.T) {
+	m := testModule(t)
+	cfg := sampleConfig{Tags: []string{"x|y"}}
+	ref, err := Describe(m, &cfg)
+	require.NoError(t, err)
+	ref.Env = []EnvVar{{Name: "SAMPLE_TOKEN", Doc: "The token."}}
+	var buf bytes.Buffer
+	require.NoError(t, RenderConfigReference(&buf, "gen", []Service{{Name: "sample", Ref: ref}}))
+	out := buf.String()
+	for _, want := range []string{
+		"<!-- Generated by `gen`",
+		"- [sample](#sample)\n",
+		"## sample\n",
+		"| `timeout` | `--timeout` | duration",
+		`| ` + "`tags`" + ` | — | array of string | ` + "`[\"x\\|y\"]`" + ` | — |`,
+		"| `SAMPLE_TOKEN` | The token. |",
+	} {
+		require.Contains(t, out, want)
+	}
+	require.True(t, strings.HasSuffix(out, "|\n"), "ends with one newline")
+	var again bytes.Buffer
+	require.NoError(t, RenderConfigReference(&again, "gen", []Service{{Name: "sample", Ref: ref}}))
+	require.Equal(t, out, again.String(), "deterministic")
+}
+
+func TestFindModule(t *testing.T) {
+	_, err := FindModule(t.TempDir())
+	if err == nil {
+		t.Skip("a go.mod exists above the temp dir")
+	}
+	require.True(t, errors.Is(err, ErrNoModule))
+}
+
+func TestModulePath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"module example.com/m\n\ngo 1.26\n", "example.com/m"},
+		{"// c\nmodule \"example.com/q\"\n", "example.com/q"},
+		{"modulex foo\n", ""},
+		{"go 1.26\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			require.Equal(t, tt.want, modulePath([]byte(tt.in)))
+		})
+	}
+}
+
+func FuzzModulePath(f *testing.F) {
+	f.Add([]byte("module example.com/m\ngo 1.26\n"))
+	f.Add([]byte("module\n"))
+	f.Add([]byte("\xffmodule \"a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := modulePath(data)
+		if strings.ContainsAny(p, "\n") {
+			t.Fatalf("path %q spans lines", p)
+		}
+	})
+}
+
+func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
