@@ -239,6 +239,9 @@ func Run(ctx context.Context, cfg Config) error {
 			if err != nil {
 				return nil, fmt.Errorf("pageserver: %w", err)
 			}
+			if err := kit.Registry.Register(tenantmgr.NewCollector(mgr)); err != nil {
+				return nil, fmt.Errorf("pageserver: registering metrics: %w", err)
+			}
 			pgBin := cfg.PGBinDir
 			if pgBin == "" {
 				pgBin, _ = process.FindBinDir(ctx) // bootstrap reports a missing one
@@ -246,6 +249,7 @@ func Run(ctx context.Context, cfg Config) error {
 			server.New(server.Options{
 				Manager: mgr, Logger: kit.Logger, MaxInflightGetPages: cfg.GetPagesMaxInflight,
 				PGBinDir: pgBin, ScratchDir: workDir, BootstrapRunAs: cfg.RunAsUser,
+				Registerer: kit.Registry,
 			}).Register(srv)
 			kit.Logger.Info("pageserver ready", "workdir", workDir, "tenants", len(mgr.ListTenants()),
 				"page_cache_size", cfg.PageCacheSize, "walredo_mode", cfg.WalredoMode)

@@ -80,6 +80,8 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, string(body), "go_goroutines")
+	require.Contains(t, string(body), "strata_pageserver_timelines")
+	require.Contains(t, string(body), "strata_pagecache_slots")
 
 	cancel()
 	select {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
@@ -96,15 +98,20 @@ func (ps *pageService) GetPages(stream pb.PageService_GetPagesServer) error {
 
 // getPages answers one request into p.resp; failures become its status.
 func (s *Server) getPages(ctx context.Context, req *pb.GetPagesRequest, p *pending) {
+	start := time.Now()
 	resp := &pb.GetPagesResponse{RequestId: req.GetRequestId(), Rel: req.GetRel()}
 	p.resp = resp
 	if err := s.readPages(ctx, req, p); err != nil {
 		p.release()
 		resp.Pages = nil
 		resp.StatusCode, resp.Reason = pageStatus(s.log, err)
-		return
+	} else {
+		resp.StatusCode = pb.GetPagesStatusCode_GET_PAGES_STATUS_CODE_OK
+		s.getPagesBlocks.Add(float64(len(resp.Pages)))
 	}
-	resp.StatusCode = pb.GetPagesStatusCode_GET_PAGES_STATUS_CODE_OK
+	st := strings.ToLower(strings.TrimPrefix(resp.StatusCode.String(), "GET_PAGES_STATUS_CODE_"))
+	s.getPagesRequests.WithLabelValues(st).Inc()
+	s.getPagesSeconds.WithLabelValues(st).Observe(time.Since(start).Seconds())
 }
 
 func (s *Server) readPages(ctx context.Context, req *pb.GetPagesRequest, p *pending) error {

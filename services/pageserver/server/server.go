@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/stratadb/strata/internal/ids"
@@ -43,6 +44,8 @@ type Options struct {
 	PGBinDir       string
 	ScratchDir     string
 	BootstrapRunAs string
+	// Registerer receives the adapters' metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 // Server implements the three services.
@@ -53,6 +56,12 @@ type Server struct {
 	log  *slog.Logger
 	page pageService
 	ing  ingestService
+
+	// getPagesRequests and getPagesSeconds count and time GetPages
+	// requests by outcome (the GetPagesStatusCode without its prefix).
+	getPagesRequests *prometheus.CounterVec
+	getPagesSeconds  *prometheus.HistogramVec
+	getPagesBlocks   prometheus.Counter
 }
 
 // New returns the adapters over opts.Manager.
@@ -67,6 +76,22 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, m: opts.Manager, log: opts.Logger}
+	s.getPagesRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_pageserver_getpages_requests_total",
+		Help: "GetPages requests answered, by status.",
+	}, []string{"status"})
+	s.getPagesSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "strata_pageserver_getpages_seconds",
+		Help:    "Time from receiving a GetPages request to its response being ready (waiting for WAL included), by status.",
+		Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 60},
+	}, []string{"status"})
+	s.getPagesBlocks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_pageserver_getpages_blocks_total",
+		Help: "Pages returned by successful GetPages requests.",
+	})
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.getPagesRequests, s.getPagesSeconds, s.getPagesBlocks)
+	}
 	s.page = pageService{s: s}
 	s.ing = ingestService{s: s}
 	return s

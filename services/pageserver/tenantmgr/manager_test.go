@@ -3,6 +3,7 @@ package tenantmgr
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"testing"
@@ -182,4 +183,32 @@ func BenchmarkBranch(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestCollectorExportsTimelines(t *testing.T) {
+	ctx := context.Background()
+	m := openManager(t, t.TempDir())
+	tid := ids.NewTenantID()
+	_, err := m.CreateTenant(ctx, tid)
+	require.NoError(t, err)
+	tl, err := m.CreateRootTimeline(ctx, tid, ids.NewTimelineID(), importImage)
+	require.NoError(t, err)
+	addLayers(t, tl.Runtime(), 2)
+
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(NewCollector(m)))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mm := range mf.GetMetric() {
+			got[mf.GetName()] = mm.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, float64(tl.Runtime().LastRecordLSN()), got["strata_pageserver_last_record_lsn"])
+	require.Equal(t, float64(tl.Runtime().DiskConsistentLSN()), got["strata_pageserver_disk_consistent_lsn"])
+	n, _ := tl.Runtime().LayerStats()
+	require.Equal(t, float64(n), got["strata_pageserver_layer_files"])
+	require.Greater(t, got["strata_pageserver_layer_bytes"], float64(0))
+	require.Contains(t, got, "strata_pageserver_timelines")
 }
