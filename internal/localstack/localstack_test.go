@@ -101,7 +101,7 @@ func TestInitWritesValidConfigs(t *testing.T) {
 	svc, err := LookupService("safekeeper-bridge")
 	require.NoError(t, err)
 	env := strings.Join(s.serviceEnv(svc), "\n")
-	require.Contains(t, env, "STRATA_BRIDGE_TOKEN_FILE="+s.TokenPath(auth.ScopePageserverAPI))
+	require.Contains(t, env, "STRATA_BRIDGE_TOKEN_FILE="+s.TokenPath(auth.ScopeSafekeeperData))
 	require.NotContains(t, env, "STRATA_BRIDGE_TOKEN=stale")
 
 	_, err = Init(InitOptions{Dir: dir, WalredoExtension: ext})

@@ -137,16 +137,20 @@ func (c *Client) applyStream(ctx context.Context, req *redo.Request, page []byte
 			<-cl.done // recvLoop is completing it: wait so page is not written after we return
 			break
 		}
-		// Tell the server to stop working on it (best effort: a
-		// broken stream is being replaced anyway). The call is
-		// abandoned rather than pooled: nothing writes it any more.
-		cancelMsg := messagePool.Get().(*message)
-		cancelMsg.req.Id, cancelMsg.req.Cancel = id, true
-		s.sendMu.Lock()
-		_ = s.rpc.Send(&cancelMsg.req)
-		s.sendMu.Unlock()
-		cancelMsg.reset()
-		messagePool.Put(cancelMsg)
+		// A caller who cancelled tells the server to stop working on it
+		// (best effort: a broken stream is being replaced anyway). An
+		// expired deadline needs no message: the request carried it, so
+		// the server's own deadline stops the work. The call is abandoned
+		// rather than pooled: nothing writes it any more.
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancelMsg := messagePool.Get().(*message)
+			cancelMsg.req.Id, cancelMsg.req.Cancel = id, true
+			s.sendMu.Lock()
+			_ = s.rpc.Send(&cancelMsg.req)
+			s.sendMu.Unlock()
+			cancelMsg.reset()
+			messagePool.Put(cancelMsg)
+		}
 		return false, fmt.Errorf("walredo client: %w", ctx.Err())
 	}
 	err, lost, retry := cl.err, cl.lost, cl.retry
