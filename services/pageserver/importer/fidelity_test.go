@@ -206,7 +206,8 @@ func TestWholeClusterFidelity(t *testing.T) {
 		record(p.name)
 	}
 	workloadDone := time.Now()
-	primary.Stop(t) // a shutdown checkpoint ends the WAL; nothing is recycled (wal_keep_size)
+	catalog := primaryRelations(t, primary) // for the page-level check's rm_mask per access method
+	primary.Stop(t)                         // a shutdown checkpoint ends the WAL; nothing is recycled (wal_keep_size)
 
 	// Import + ingest with a real walredo pool.
 	e := newEnv(t, newRedoPool(t, false))
@@ -242,6 +243,19 @@ func TestWholeClusterFidelity(t *testing.T) {
 	branchPhase := phases[2]
 	br := e.branch(tl, branchPhase.at)
 	parentLast := tl.LastRecordLSN()
+
+	// Page-level check at the final LSN (the end of the primary's WAL,
+	// its shutdown checkpoint) against the primary's data files.
+	t.Run("page-level", func(t *testing.T) {
+		start := time.Now()
+		m, ok := e.redo.(masker)
+		require.True(t, ok, "the walredo pool applies rm_mask")
+		rd := pgdatadir.NewReader(tl)
+		stats := checkPages(t, rd, parentLast, primary.DataDir, catalog, map[string]bool{"d_wal": true, "d_fc": true}, m, e.tenant)
+		logPageStats(t, stats)
+		slrus := checkSlrus(t, rd, parentLast, primary.DataDir)
+		t.Logf("SLRU segments equal byte for byte: %v; page-level check in %s", slrus, time.Since(start))
+	})
 
 	for _, p := range phases {
 		t.Run(p.name, func(t *testing.T) {

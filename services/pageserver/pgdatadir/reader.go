@@ -60,12 +60,11 @@ func (r *Reader) relDir(ctx context.Context, spc, db pgtypes.Oid, at lsn.LSN) (m
 
 // RelExists reports whether rel exists at at.
 func (r *Reader) RelExists(ctx context.Context, rel pgtypes.RelTag, at lsn.LSN) (bool, error) {
-	rels, err := r.relDir(ctx, rel.SpcNode, rel.DbNode, at)
-	if err != nil {
+	b, ok, err := r.get(ctx, keyspace.RelDir(rel.SpcNode, rel.DbNode), at)
+	if err != nil || !ok {
 		return false, err
 	}
-	_, ok := rels[walingest.RelDirEntry{RelNode: rel.RelNode, Fork: rel.ForkNum}]
-	return ok, nil
+	return walingest.RelDirContains(b, walingest.RelDirEntry{RelNode: rel.RelNode, Fork: rel.ForkNum})
 }
 
 // RelSize returns rel's size in blocks at at; a missing relation is an

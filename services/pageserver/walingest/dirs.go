@@ -97,6 +97,31 @@ func DecodeRelDir(b []byte) (map[RelDirEntry]struct{}, error) {
 	return out, nil
 }
 
+// RelDirContains reports whether the encoded relation directory b holds
+// e, by binary search over its sorted entries: a read path asking about one
+// relation need not decode the whole directory.
+func RelDirContains(b []byte, e RelDirEntry) (bool, error) {
+	n, body, err := dirBody(b, dirKindRel, 5)
+	if err != nil {
+		return false, err
+	}
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		rel := pgtypes.Oid(binary.LittleEndian.Uint32(body[5*m:]))
+		fork := pgtypes.ForkNumber(body[5*m+4])
+		switch c := cmp.Or(cmp.Compare(rel, e.RelNode), cmp.Compare(fork, e.Fork)); {
+		case c == 0:
+			return true, nil
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return false, nil
+}
+
 // EncodeDbDir encodes the database directory; the value of each entry says
 // whether the database has a relmapper file.
 func EncodeDbDir(dbs map[DbDirEntry]bool) []byte {

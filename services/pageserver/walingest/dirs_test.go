@@ -1,10 +1,12 @@
 package walingest
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratadb/strata/internal/pgtypes"
 	"github.com/stratadb/strata/internal/pgwal/rmgr"
 )
 
@@ -124,4 +126,29 @@ func TestGeometry(t *testing.T) {
 	require.True(t, inCircularRange(1, 9, 3))
 	require.False(t, inCircularRange(5, 9, 3))
 	require.True(t, multiOffsetPagePrecedes(0, 32))
+}
+
+func TestRelDirContains(t *testing.T) {
+	rels := map[RelDirEntry]struct{}{}
+	for i := 0; i < 300; i++ {
+		rels[RelDirEntry{RelNode: pgtypes.Oid(16384 + 3*i), Fork: pgtypes.ForkNumber(i % 4)}] = struct{}{}
+	}
+	b := EncodeRelDir(rels)
+	for rel := pgtypes.Oid(16380); rel < 16384+3*300+5; rel++ {
+		for f := pgtypes.ForkNumber(0); f <= pgtypes.MaxForkNum; f++ {
+			e := RelDirEntry{RelNode: rel, Fork: f}
+			_, want := rels[e]
+			got, err := RelDirContains(b, e)
+			if err != nil || got != want {
+				t.Fatalf("%v: got %v, %v; want %v", e, got, err, want)
+			}
+		}
+	}
+	empty := EncodeRelDir(nil)
+	if ok, err := RelDirContains(empty, RelDirEntry{RelNode: 1}); ok || err != nil {
+		t.Fatalf("empty directory: %v %v", ok, err)
+	}
+	if _, err := RelDirContains([]byte{9}, RelDirEntry{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt directory: %v", err)
+	}
 }
