@@ -25,6 +25,7 @@ import (
 	"github.com/stratadb/strata/internal/pgtypes"
 	"github.com/stratadb/strata/services/pageserver/keyspace"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
+	"github.com/stratadb/strata/services/pageserver/value"
 )
 
 // The crash test re-executes the test binary as a child that ingests a
@@ -34,6 +35,10 @@ import (
 // against the model, and that nothing newer is visible.
 
 const crashChildEnv = "STRATA_TIMELINE_CRASH_CHILD"
+
+// crashRecordCount is large enough that the child never stores them all
+// within the test's rounds, so every round kills it mid-stream.
+const crashRecordCount = 100000
 
 var crashTenant = ids.TenantID{1}
 var crashTimeline = ids.TimelineID{2}
@@ -52,7 +57,11 @@ func crashRecords(n int) []loggedRecord {
 		start := at + 1
 		at = start + 64
 		k := keys[r.IntN(len(keys))]
-		recs = append(recs, loggedRecord{start: start, end: at, puts: []loggedPut{{k, randomValue(r, at, !seen[k])}}})
+		v := randomValue(r, at, !seen[k])
+		for seen[k] && value.WillInit(v) && r.IntN(10) != 0 {
+			v = randomValue(r, at, false) // mostly small records: keeps n records cheap
+		}
+		recs = append(recs, loggedRecord{start: start, end: at, puts: []loggedPut{{k, v}}})
 		seen[k] = true
 	}
 	return recs
@@ -99,7 +108,7 @@ func TestCrashChild(t *testing.T) {
 	go func() { _ = tl.Run(ctx) }()
 	fmt.Println("crash-child-ready") // the parent starts its kill timer now
 	from := tl.LastRecordLSN()
-	for _, rec := range crashRecords(20000) {
+	for _, rec := range crashRecords(crashRecordCount) {
 		if rec.end <= from {
 			continue
 		}
@@ -118,7 +127,7 @@ func TestCrashKill(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	dir := t.TempDir()
-	recs := crashRecords(20000)
+	recs := crashRecords(crashRecordCount)
 	model := &modelTimeline{puts: map[keyspace.Key][]modelPut{}}
 	r := rand.New(rand.NewPCG(5, 5))
 	rounds, progressed := 20, 0
@@ -151,10 +160,11 @@ func TestCrashKill(t *testing.T) {
 		// Let the child make durable progress in this round (fsync can be
 		// slow on a loaded machine), then kill it at a random moment.
 		deadline := time.Now().Add(60 * time.Second)
+		finalEnd := recs[len(recs)-1].end
 		for {
 			d, err := readDCL(dir)
-			if err == nil && d > prevDCL {
-				break
+			if err == nil && (d > prevDCL || d >= finalEnd) {
+				break // progress, or the child already stored everything
 			}
 			if time.Now().After(deadline) {
 				_ = cmd.Process.Kill()
@@ -206,7 +216,10 @@ func TestCrashKill(t *testing.T) {
 		require.NoError(t, tl.Close())
 	}
 	t.Logf("%d kill rounds, disk_consistent_lsn advanced in %d, final %s (%s of %d records)", rounds, progressed, prevDCL, strconv.Itoa(countUpTo(recs, prevDCL)), len(recs))
-	require.Equal(t, rounds, progressed, "the child made durable progress in every round")
+	if prevDCL < recs[len(recs)-1].end {
+		require.Equal(t, rounds, progressed, "the child made durable progress in every round")
+	}
+	require.Greater(t, progressed, 1)
 }
 
 func keysOf(m *modelTimeline) []keyspace.Key {
