@@ -78,8 +78,8 @@ test-race:
 	@pkgs=$$($(GO) list $(RACE_PKGS) 2>/dev/null || true); \
 	if [ -n "$$pkgs" ]; then $(BIN)/gotestsum --format pkgname -- -race -count=1 -timeout 10m $$pkgs; fi
 
-bench: deps build-ext ## run every benchmark (baselines run in the same benchmark files)
-	$(GO) test -run='^$$' -bench=. -benchmem -timeout 30m ./...
+bench: deps build-ext ## run every benchmark next to its baseline and rewrite bench/RESULTS.md (4-6 min on 2 cores)
+	$(GO) run ./cmd/strata-bench
 
 deploy-check: deps ## validate deploy/ offline: compose schema, Kubernetes strict decode, Dockerfile lint
 	docker-compose -f deploy/compose.yaml config -q
@@ -92,12 +92,8 @@ docs: ## regenerate docs/config-reference.md and the metrics table of docs/opera
 verify-docs: ## fail when the generated docs are stale
 	$(GO) run ./cmd/strata-configdoc -check
 
-demo: ## the main job: attach, branch, boot (not built yet: see README "Status")
-	@echo "make demo: not available yet."
-	@echo "It needs the pageserver storage engine (#5), WAL ingest and backups (#6),"
-	@echo "the safekeeper-bridge (#7), pgproxy (#8) and the stratactl local stack (#9)."
-	@echo "What works today: 'make test', 'bin/stratactl token ...', 'bin/stratactl waldump ...'."
-	@exit 2
+demo: deps build ## the main job: attach a primary, drop a table, branch before the drop, boot the branch (KEEP=1 keeps it running)
+	@./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)
