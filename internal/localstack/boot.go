@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stratadb/strata/internal/osuser"
 
 	"github.com/stratadb/strata/internal/pgtypes"
 )
@@ -169,32 +170,13 @@ func chownTree(root string, uid, gid uint32) error {
 }
 
 // lookupOrCreateUser returns the uid and gid of the system user name,
-// creating it with useradd if missing (concurrent creators race harmlessly:
-// a failed useradd is followed by another lookup).
+// created if missing (internal/osuser serializes creation machine-wide).
 func lookupOrCreateUser(ctx context.Context, name string) (uid, gid uint32, err error) {
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		u, err := user.Lookup(name)
-		if err == nil {
-			uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-			gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-			if err1 != nil || err2 != nil || uid == 0 {
-				return 0, 0, fmt.Errorf("%w: user %s has uid %q gid %q; PostgreSQL needs a non-root user", ErrBoot, name, u.Uid, u.Gid)
-			}
-			return uint32(uid), uint32(gid), nil
-		}
-		var unknown user.UnknownUserError
-		if !errors.As(err, &unknown) {
-			return 0, 0, fmt.Errorf("%w: look up user %s: %v", ErrBoot, name, err)
-		}
-		out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home",
-			"--shell", "/usr/sbin/nologin", name).CombinedOutput()
-		if err != nil {
-			lastErr = fmt.Errorf("useradd %s: %v: %s", name, err, bytes.TrimSpace(out))
-			time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-		}
+	u, err := osuser.Ensure(ctx, name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrBoot, err)
 	}
-	return 0, 0, fmt.Errorf("%w: cannot create user %s: %v", ErrBoot, name, lastErr)
+	return u.UID, u.GID, nil
 }
 
 // pg_authid's relfilenode in the global tablespace (a mapped catalog whose

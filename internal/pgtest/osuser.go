@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stratadb/strata/internal/osuser"
 )
 
 // pgUserName is the system user PostgreSQL runs as when the tests run as root.
@@ -47,137 +47,20 @@ func (u osUser) chown(path string) error {
 }
 
 // resolveUser returns the user clusters run as: the current user, or
-// strata-pg (created if needed) when the test process is root. base is the
-// directory from baseDir; it holds the lock that serializes user creation.
-func resolveUser(ctx context.Context, base string) (osUser, error) {
-	if os.Geteuid() != 0 {
-		return currentUser(), nil
+// strata-pg (created if needed, see internal/osuser) when the test process
+// is root. base is the directory from baseDir (unused since user creation
+// is serialized machine-wide by osuser).
+func resolveUser(ctx context.Context, _ string) (osUser, error) {
+	u, err := osuser.Ensure(ctx, pgUserName)
+	if err != nil {
+		return osUser{}, fmt.Errorf("%w: %w", ErrNoUser, err)
 	}
-	return ensureSystemUser(ctx, pgUserName, filepath.Join(base, "useradd.lock"))
+	return osUser{name: u.Name, uid: u.UID, gid: u.GID, switchTo: u.Switch}, nil
 }
 
-// ensureSystemUser looks up the system user name, creating it if needed.
-//
-// Concurrent useradd runs are not safe: measured here, eight parallel
-// `useradd --system` of one name all "succeeded", handing out two different
-// uids, and one of the passwd writes was lost. So creation is serialized
-// with flock on lockPath (across goroutines and test binaries), and the user
-// is looked up again under the lock before useradd runs.
-func ensureSystemUser(ctx context.Context, name, lockPath string) (osUser, error) {
-	if u, err := lookupUser(name); err == nil || !errors.Is(err, errUnknownUser) {
-		return u, err
-	}
-	useradd, err := findUseradd()
-	if err != nil {
-		return osUser{}, err
-	}
-	unlock, err := lockFile(ctx, lockPath)
-	if err != nil {
-		return osUser{}, fmt.Errorf("%w: %v", ErrNoUser, err)
-	}
-	defer unlock()
-	// Someone outside pgtest may hold /etc/passwd's own lock for a moment;
-	// useradd then fails and is retried.
-	var lastErr error
-	backoff := 20 * time.Millisecond
-	for attempt := 0; attempt < 10; attempt++ {
-		u, err := lookupUser(name)
-		if err == nil || !errors.Is(err, errUnknownUser) {
-			return u, err
-		}
-		out, err := exec.CommandContext(ctx, useradd, "--system", "--user-group", "--no-create-home",
-			"--shell", "/usr/sbin/nologin", name).CombinedOutput()
-		if err == nil {
-			continue // look it up on the next iteration
-		}
-		lastErr = fmt.Errorf("useradd %s: %v: %s", name, err, strings.TrimSpace(string(out)))
-		select {
-		case <-ctx.Done():
-			return osUser{}, fmt.Errorf("%w: %v (last error: %v)", ErrNoUser, ctx.Err(), lastErr)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-	}
-	return osUser{}, fmt.Errorf("%w: %v", ErrNoUser, lastErr)
-}
-
-var errUnknownUser = errors.New("pgtest: unknown user")
-
-func lookupUser(name string) (osUser, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		var unknown user.UnknownUserError
-		if errors.As(err, &unknown) {
-			return osUser{}, errUnknownUser
-		}
-		return osUser{}, fmt.Errorf("%w: look up %q: %v", ErrNoUser, name, err)
-	}
-	return userFrom(u, true)
-}
-
-// lockFile takes an exclusive flock on path (creating it), waiting for ctx.
-// flock locks belong to the open file description, so two goroutines of one
-// process exclude each other too.
+// lockFile takes an exclusive flock on path (see osuser.LockFile).
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = f.Close() }, nil // closing releases the lock
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("flock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("flock %s: %w", path, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-func findUseradd() (string, error) {
-	if p, err := exec.LookPath("useradd"); err == nil {
-		return p, nil
-	}
-	for _, p := range []string{"/usr/sbin/useradd", "/sbin/useradd"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%w: running as root and useradd is not installed; create a user %q or run tests as a non-root user",
-		ErrNoUser, pgUserName)
-}
-
-func userFrom(u *user.User, switchTo bool) (osUser, error) {
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return osUser{}, fmt.Errorf("%w: user %q has non-numeric uid %q or gid %q", ErrNoUser, u.Username, u.Uid, u.Gid)
-	}
-	if switchTo && uid == 0 {
-		return osUser{}, fmt.Errorf("%w: user %q has uid 0; PostgreSQL refuses to run as root", ErrNoUser, u.Username)
-	}
-	return osUser{name: u.Username, uid: uint32(uid), gid: uint32(gid), switchTo: switchTo}, nil
-}
-
-// currentUser describes the (non-root) test process's user. Containers often
-// run with a uid that has no passwd entry; the superuser then gets a fixed name.
-func currentUser() osUser {
-	u := osUser{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
-	if cur, err := user.Current(); err == nil && cur.Username != "" {
-		u.name = cur.Username
-	} else if name := os.Getenv("USER"); name != "" {
-		u.name = name
-	} else {
-		u.name = "strata"
-	}
-	return u
+	return osuser.LockFile(ctx, path)
 }
 
 // baseDir returns (creating it) the directory that holds this process
