@@ -7,13 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/stratadb/strata/internal/osuser"
 	"github.com/stratadb/strata/services/pageserver/timeline"
 )
 
@@ -42,7 +41,7 @@ func Bootstrap(ctx context.Context, tl *timeline.Timeline, pgBinDir, scratchDir 
 		log = slog.New(slog.DiscardHandler)
 	}
 	began := time.Now()
-	cred, name, err := runAsCredential(opts.RunAs)
+	cred, name, err := runAsCredential(ctx, opts.RunAs)
 	if err != nil {
 		return Result{}, err
 	}
@@ -97,28 +96,20 @@ func Bootstrap(ctx context.Context, tl *timeline.Timeline, pgBinDir, scratchDir 
 }
 
 // runAsCredential returns the credential to run PostgreSQL binaries with
-// (nil: as ourselves) and that user's name.
-func runAsCredential(runAs string) (*syscall.Credential, string, error) {
-	if os.Geteuid() != 0 {
-		u, err := user.Current()
-		if err != nil {
-			return nil, "", fmt.Errorf("importer: current user: %w", err)
-		}
-		return nil, u.Username, nil
-	}
-	if runAs == "" {
+// (nil: as ourselves) and that user's name. As root it is runAs, created if
+// missing (internal/osuser).
+func runAsCredential(ctx context.Context, runAs string) (*syscall.Credential, string, error) {
+	if os.Geteuid() == 0 && runAs == "" {
 		return nil, "", errors.New("importer: running as root: BootstrapOptions.RunAs must name an unprivileged user for initdb")
 	}
-	u, err := user.Lookup(runAs)
+	u, err := osuser.Ensure(ctx, runAs)
 	if err != nil {
-		return nil, "", fmt.Errorf("importer: user %q: %w", runAs, err)
+		return nil, "", fmt.Errorf("importer: %w", err)
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil || uid == 0 {
-		return nil, "", fmt.Errorf("importer: user %q (uid %s gid %s) cannot run PostgreSQL", runAs, u.Uid, u.Gid)
+	if !u.Switch {
+		return nil, u.Name, nil
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, u.Username, nil
+	return &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}, u.Name, nil
 }
 
 func lastLines(s string, n int) string {
