@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtest"
+	pb "github.com/stratadb/strata/proto/gen/strata/pageserver/v1"
 )
 
 // BenchmarkEndToEnd measures, with the real services as processes (issue
@@ -28,11 +29,10 @@ import (
 //     is read (at or past the commit record, so the lag is if anything
 //     overstated) and GetTimeline is polled every 2 ms until the
 //     pageserver's last_record_lsn reaches it. p50/p99 of that time.
-//   - throughput: the bridge is stopped (SIGSTOP) while ~100 MB of WAL are
-//     written; pg_receivewal then streams the same WAL from its own slot to
-//     a directory (until --endpos), and after it the bridge is continued
-//     (SIGCONT) and timed until the pageserver's last_record_lsn reaches
-//     the same end LSN. Both rates are WAL bytes / wall time.
+//   - throughput: throughputRoundsN alternating rounds over the same
+//     ~64 MB backlog of WAL, pg_receivewal (default sync and
+//     --synchronous) and the bridge into the pageserver; see
+//     throughputRounds.
 //
 // Run with -benchtime=1x: one iteration is the whole scenario.
 func BenchmarkEndToEnd(b *testing.B) {
@@ -104,72 +104,154 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(float64(p99.Microseconds())/1000, "lag-p99-ms")
 		b.ReportMetric(walRate, "pgbench-WAL-MB/s")
 
-		// Throughput: catch up on a backlog, bridge vs pg_receivewal.
+		// Throughput: the same backlog, bridge vs pg_receivewal, in
+		// alternating rounds.
 		s.waitIngested(ctx, ref, benchEnd, time.Minute)
+		throughputRounds(ctx, b, s, primary, ref, throughputRoundsN)
+	}
+}
+
+// throughputRoundsN is the number of A/B rounds of the throughput half;
+// throughputRows the rows of the bulk INSERT that writes each round's
+// backlog (about 64 MB of WAL).
+const (
+	throughputRoundsN = 3
+	throughputRows    = 650_000
+)
+
+// throughputRounds measures, rounds times in the same run, how fast the
+// bridge moves a WAL backlog into the pageserver next to pg_receivewal
+// reading the same backlog. Each round: with the bridge stopped (SIGSTOP),
+// two fresh slots reserve WAL and ~64 MB of WAL are written; then, in an
+// order that alternates between rounds (receivewal first in even rounds,
+// the bridge first in odd ones):
+//
+//   - pg_receivewal from its own slot to a directory beside the primary's
+//     data directory (same filesystem) until --endpos, once with its
+//     default sync (fsync of each segment when it is completed: 4–5 fsyncs
+//     for the backlog) and once with --synchronous (fsync after each batch
+//     of received data, as the bridge does);
+//   - the bridge continued (SIGCONT) and timed until the pageserver's
+//     last_record_lsn reaches the same end LSN: receive, spool append,
+//     fsync every 1 MiB (replication.Config.SyncBytes) or 2 ms of quiet,
+//     streaming to the pageserver and its ingest.
+//
+// Rates are WAL bytes / wall time (pg_receivewal's bytes count from the
+// segment start it begins at). The medians of the per-round ratios are
+// reported.
+func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *pgtest.Server, ref *pb.TimelineRef, rounds int) {
+	owner, err := os.Stat(primary.DataDir)
+	require.NoError(b, err)
+	sys := owner.Sys().(*syscall.Stat_t)
+	var ratios, syncRatios, recvRates, syncRates, bridgeRates []float64
+	for round := range rounds {
 		primary.Checkpoint(b)
-		recvSlot := fmt.Sprintf("recv_%d", time.Now().UnixNano())
-		primary.Exec(b, "postgres", fmt.Sprintf("SELECT pg_create_physical_replication_slot('%s', true)", recvSlot))
+		tag := fmt.Sprintf("r%d_%d", round, time.Now().UnixNano())
+		slots := []string{"recv_" + tag, "recvsync_" + tag}
+		for _, slot := range slots {
+			primary.Exec(b, "postgres", fmt.Sprintf("SELECT pg_create_physical_replication_slot('%s', true)", slot))
+		}
 		s.signal("safekeeper-bridge", syscall.SIGSTOP)
 		stopped := true
-		defer func() {
-			if stopped {
-				_ = syscall.Kill(s.pid("safekeeper-bridge"), syscall.SIGCONT)
-			}
-		}()
-		from := lsn.MustParse(primary.Query(b, "postgres", "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '"+recvSlot+"'"))
+		from := lsn.MustParse(primary.Query(b, "postgres", "SELECT min(restart_lsn) FROM pg_replication_slots WHERE slot_name LIKE '%"+tag+"'"))
 		bridgeFrom := primary.CurrentWALLSN(b)
-		primary.Exec(b, "postgres", "INSERT INTO bulk SELECT g, md5(g::text) FROM generate_series(1, 1000000) g")
+		primary.Exec(b, "postgres", fmt.Sprintf("INSERT INTO bulk SELECT g, md5(g::text) FROM generate_series(1, %d) g", throughputRows))
 		end := lsn.MustParse(primary.Query(b, "postgres", "SELECT pg_current_wal_flush_lsn()"))
-
-		// In the cluster's directory, owned by the cluster's OS user, who
-		// runs pg_receivewal.
-		recvDir := filepath.Join(filepath.Dir(primary.DataDir), recvSlot)
-		require.NoError(b, os.Mkdir(recvDir, 0o700))
-		owner, err := os.Stat(primary.DataDir)
-		require.NoError(b, err)
-		sys := owner.Sys().(*syscall.Stat_t)
-		require.NoError(b, os.Chown(recvDir, int(sys.Uid), int(sys.Gid)))
-		recvStart := time.Now()
-		out, err = primary.Run(ctx, "pg_receivewal", "-h", primary.Host, "-p", strconv.Itoa(primary.Port), "-U", primary.User,
-			"-D", recvDir, "-S", recvSlot, "-E", end.String(), "-n")
-		recvDur := time.Since(recvStart)
-		require.NoError(b, err, string(out))
+		// pg_receivewal stops only once it has received WAL *past* --endpos
+		// (its stop test is endpos < position): without a record after end
+		// it waits for the next WAL the primary happens to write (measured:
+		// 5–15 s).
+		primary.Exec(b, "postgres", "INSERT INTO lag_marker VALUES (now())")
 		segStart := from - from%lsn.LSN(16<<20)
-		recvRate := float64(end.Sub(segStart)) / 1e6 / recvDur.Seconds()
-		primary.Exec(b, "postgres", fmt.Sprintf("SELECT pg_drop_replication_slot('%s')", recvSlot))
-		_ = os.RemoveAll(recvDir)
 
-		bridgeStart := time.Now()
-		s.signal("safekeeper-bridge", syscall.SIGCONT)
-		stopped = false
-		var spooledAt time.Duration
-		for {
-			if spooledAt == 0 {
-				if st := s.status(ctx, ref); st != nil && lsn.LSN(st.GetSpooledLsn()) >= end {
-					spooledAt = time.Since(bridgeStart)
-				}
+		receive := func(slot string, synchronous bool) float64 {
+			dir := filepath.Join(filepath.Dir(primary.DataDir), slot)
+			require.NoError(b, os.Mkdir(dir, 0o700))
+			defer func() { _ = os.RemoveAll(dir) }()
+			require.NoError(b, os.Chown(dir, int(sys.Uid), int(sys.Gid)))
+			args := []string{"-h", primary.Host, "-p", strconv.Itoa(primary.Port), "-U", primary.User,
+				"-D", dir, "-S", slot, "-E", end.String(), "-n"}
+			if synchronous {
+				args = append(args, "--synchronous")
 			}
-			info, err := s.timeline(ctx, ref)
-			require.NoError(b, err)
-			if lsn.LSN(info.GetLastRecordLsn()) >= end {
-				break
-			}
-			require.Less(b, time.Since(bridgeStart), 5*time.Minute, "the pageserver never caught up")
-			time.Sleep(5 * time.Millisecond)
+			start := time.Now()
+			out, err := primary.Run(ctx, "pg_receivewal", args...)
+			dur := time.Since(start)
+			require.NoError(b, err, string(out))
+			return float64(end.Sub(segStart)) / 1e6 / dur.Seconds()
 		}
-		bridgeDur := time.Since(bridgeStart)
+		var bridgeDur, spooledAt time.Duration
+		runBridge := func() {
+			start := time.Now()
+			s.signal("safekeeper-bridge", syscall.SIGCONT)
+			stopped = false
+			for {
+				if spooledAt == 0 {
+					if st := s.status(ctx, ref); st != nil && lsn.LSN(st.GetSpooledLsn()) >= end {
+						spooledAt = time.Since(start)
+					}
+				}
+				info, err := s.timeline(ctx, ref)
+				require.NoError(b, err)
+				if lsn.LSN(info.GetLastRecordLsn()) >= end {
+					break
+				}
+				require.Less(b, time.Since(start), 5*time.Minute, "the pageserver never caught up")
+				time.Sleep(5 * time.Millisecond)
+			}
+			bridgeDur = time.Since(start)
+		}
+		var recvRate, syncRate float64
+		order := "receivewal, receivewal --synchronous, bridge"
+		if round%2 == 0 {
+			recvRate = receive(slots[0], false)
+			syncRate = receive(slots[1], true)
+			runBridge()
+		} else {
+			order = "bridge, receivewal, receivewal --synchronous"
+			runBridge()
+			recvRate = receive(slots[0], false)
+			syncRate = receive(slots[1], true)
+		}
+		if stopped {
+			_ = syscall.Kill(s.pid("safekeeper-bridge"), syscall.SIGCONT)
+		}
+		for _, slot := range slots {
+			primary.Exec(b, "postgres", fmt.Sprintf("SELECT pg_drop_replication_slot('%s')", slot))
+		}
 		bridgeRate := float64(end.Sub(bridgeFrom)) / 1e6 / bridgeDur.Seconds()
 		spoolRate := 0.0
 		if spooledAt > 0 {
 			spoolRate = float64(end.Sub(bridgeFrom)) / 1e6 / spooledAt.Seconds()
 		}
-		b.Logf("backlog %s..%s: pg_receivewal %.1f MB in %s = %.1f MB/s; bridge→pageserver %.1f MB in %s = %.1f MB/s (%.0f%%); bridge spooled it in %s = %.1f MB/s",
-			bridgeFrom, end, float64(end.Sub(segStart))/1e6, recvDur.Round(time.Millisecond), recvRate,
-			float64(end.Sub(bridgeFrom))/1e6, bridgeDur.Round(time.Millisecond), bridgeRate, 100*bridgeRate/recvRate,
+		b.Logf("round %d (%s) backlog %s..%s: pg_receivewal %.1f MB at %.1f MB/s, --synchronous %.1f MB/s; bridge→pageserver %.1f MB in %s = %.1f MB/s (%.0f%% / %.0f%%); bridge spooled it in %s = %.1f MB/s",
+			round+1, order, bridgeFrom, end, float64(end.Sub(segStart))/1e6, recvRate, syncRate,
+			float64(end.Sub(bridgeFrom))/1e6, bridgeDur.Round(time.Millisecond), bridgeRate, 100*bridgeRate/recvRate, 100*bridgeRate/syncRate,
 			spooledAt.Round(time.Millisecond), spoolRate)
-		b.ReportMetric(recvRate, "receivewal-MB/s")
-		b.ReportMetric(bridgeRate, "bridge-MB/s")
-		b.ReportMetric(spoolRate, "spool-MB/s")
-		b.ReportMetric(100*bridgeRate/recvRate, "bridge-%-of-receivewal")
+		ratios = append(ratios, bridgeRate/recvRate)
+		syncRatios = append(syncRatios, bridgeRate/syncRate)
+		recvRates = append(recvRates, recvRate)
+		syncRates = append(syncRates, syncRate)
+		bridgeRates = append(bridgeRates, bridgeRate)
 	}
+	b.Logf("medians over %d rounds: pg_receivewal %.1f MB/s, --synchronous %.1f MB/s, bridge %.1f MB/s; bridge / receivewal %.0f%%, bridge / receivewal --synchronous %.0f%%",
+		rounds, median(recvRates), median(syncRates), median(bridgeRates), 100*median(ratios), 100*median(syncRatios))
+	b.ReportMetric(median(recvRates), "receivewal-MB/s")
+	b.ReportMetric(median(syncRates), "receivewal-sync-MB/s")
+	b.ReportMetric(median(bridgeRates), "bridge-MB/s")
+	b.ReportMetric(100*median(ratios), "bridge-%-of-receivewal")
+	b.ReportMetric(100*median(syncRatios), "bridge-%-of-receivewal-sync")
+}
+
+// median of xs (not modified); 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
