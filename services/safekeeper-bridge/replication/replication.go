@@ -33,11 +33,15 @@ type Config struct {
 	StartLSN lsn.LSN
 	// StatusInterval is the period of standby status updates (default 1 s).
 	StatusInterval time.Duration
-	// SyncDelay is how long received WAL may wait in the OS before an fsync
-	// when the stream goes quiet (default 2 ms). SyncBytes forces an fsync
-	// after that many unsynced bytes (default 1 MiB).
-	SyncDelay time.Duration
-	SyncBytes int
+	// Received WAL is fsynced (group commit) when the stream has been
+	// quiet for SyncDelay (default 2 ms), when the oldest unsynced byte is
+	// MaxSyncDelay old (default 20 ms: a steady trickle still becomes
+	// durable promptly), or when SyncBytes are unsynced (default 16 MiB, a
+	// WAL segment, the granularity pg_receivewal fsyncs at). Bursts thus
+	// pay one fsync per several MiB instead of one per MiB.
+	SyncDelay    time.Duration
+	MaxSyncDelay time.Duration
+	SyncBytes    int
 	// MinBackoff and MaxBackoff bound reconnect delays (100 ms, 5 s).
 	MinBackoff, MaxBackoff time.Duration
 	// ApplicationName is sent to the primary (default "strata-bridge").
@@ -51,8 +55,11 @@ func (c *Config) setDefaults() {
 	if c.SyncDelay <= 0 {
 		c.SyncDelay = 2 * time.Millisecond
 	}
+	if c.MaxSyncDelay <= 0 {
+		c.MaxSyncDelay = 10 * c.SyncDelay
+	}
 	if c.SyncBytes <= 0 {
-		c.SyncBytes = 1 << 20
+		c.SyncBytes = 16 << 20
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 100 * time.Millisecond
@@ -277,7 +284,9 @@ func classify(err error) error {
 // must start.
 func (s *Streamer) stream(ctx context.Context, conn *pgconn.PgConn, pos lsn.LSN) error {
 	unsynced := 0
-	var syncDeadline time.Time
+	// syncDeadline: quiet-period deadline, pushed on by every append but
+	// never past oldestDeadline (MaxSyncDelay after the first unsynced byte).
+	var syncDeadline, oldestDeadline time.Time
 	nextStatus := time.Now()
 	for {
 		now := time.Now()
@@ -330,8 +339,13 @@ func (s *Streamer) stream(ctx context.Context, conn *pgconn.PgConn, pos lsn.LSN)
 				if err := s.spool.Append(start, x.WALData); err != nil {
 					return err
 				}
+				now := time.Now()
 				if unsynced == 0 {
-					syncDeadline = time.Now().Add(s.cfg.SyncDelay)
+					oldestDeadline = now.Add(s.cfg.MaxSyncDelay)
+				}
+				syncDeadline = now.Add(s.cfg.SyncDelay)
+				if syncDeadline.After(oldestDeadline) {
+					syncDeadline = oldestDeadline
 				}
 				unsynced += len(x.WALData)
 				pos = start + lsn.LSN(len(x.WALData))
