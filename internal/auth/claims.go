@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stratadb/strata/internal/ids"
+
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -94,16 +96,8 @@ func truncate(s string) string {
 // IsTenantID reports whether s is a tenant id in text form: 32 lowercase hex
 // characters (design D6).
 func IsTenantID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	_, err := ids.ParseTenantID(s)
+	return err == nil
 }
 
 // Check decides whether claims allow an operation on tenantID.

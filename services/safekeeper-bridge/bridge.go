@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/stratadb/strata/internal/ids"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -107,7 +109,7 @@ func (c *Config) Validate() error {
 		if !auth.IsTenantID(tl.TenantID) {
 			errs = append(errs, fmt.Errorf("%s.tenant_id: %q is not 32 lowercase hex characters", key, tl.TenantID))
 		}
-		if !auth.IsTenantID(tl.TimelineID) {
+		if !isTimelineID(tl.TimelineID) {
 			errs = append(errs, fmt.Errorf("%s.timeline_id: %q is not 32 lowercase hex characters", key, tl.TimelineID))
 		}
 		if seen[tl.TenantID+"/"+tl.TimelineID] {
@@ -234,3 +236,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 // Status returns the state of every timeline, sorted by tenant and
 // timeline.
 func (b *Bridge) Status() []TimelineStatus { return b.List() }
+
+// isTimelineID reports whether s is a timeline id in text form (design D6).
+func isTimelineID(s string) bool {
+	_, err := ids.ParseTimelineID(s)
+	return err == nil
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stratadb/strata/internal/ids"
+
 	"github.com/stratadb/strata/internal/auth"
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/services/pgproxy/pagestream"
@@ -168,7 +170,7 @@ func ParseCommand(query string) (Command, error) {
 			return c, err
 		}
 		if args[1] != "auto" {
-			if !auth.IsTenantID(args[1]) {
+			if !isTimelineID(args[1]) {
 				return c, syntaxError(c.Kind, "new timeline id %q is not 32 lowercase hexadecimal characters or \"auto\"", truncate(args[1]))
 			}
 			c.NewTimelineID = args[1]
@@ -212,7 +214,7 @@ func (c *Command) parseIDs(tenant, timeline string) error {
 	if !auth.IsTenantID(tenant) {
 		return syntaxError(c.Kind, "tenant id %q is not 32 lowercase hexadecimal characters", truncate(tenant))
 	}
-	if !auth.IsTenantID(timeline) {
+	if !isTimelineID(timeline) {
 		return syntaxError(c.Kind, "timeline id %q is not 32 lowercase hexadecimal characters", truncate(timeline))
 	}
 	c.TenantID, c.TimelineID = tenant, timeline
@@ -238,4 +240,10 @@ func truncate(s string) string {
 		return s[:80] + "..."
 	}
 	return s
+}
+
+// isTimelineID reports whether s is a timeline id in text form (design D6).
+func isTimelineID(s string) bool {
+	_, err := ids.ParseTimelineID(s)
+	return err == nil
 }

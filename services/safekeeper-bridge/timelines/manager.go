@@ -64,7 +64,7 @@ func (a Attachment) validate() error {
 	if !auth.IsTenantID(a.TenantID) {
 		errs = append(errs, fmt.Errorf("tenant_id %q is not 32 lowercase hex characters", a.TenantID))
 	}
-	if !auth.IsTenantID(a.TimelineID) {
+	if !isTimelineID(a.TimelineID) {
 		errs = append(errs, fmt.Errorf("timeline_id %q is not 32 lowercase hex characters (it may be empty only with import)", a.TimelineID))
 	}
 	if !replication.ValidSlotName(a.SlotName) {
@@ -481,4 +481,10 @@ func (tl *timeline) markImported(start lsn.LSN) error {
 		return nil // detached meanwhile
 	}
 	return m.persistLocked()
+}
+
+// isTimelineID reports whether s is a timeline id in text form (design D6).
+func isTimelineID(s string) bool {
+	_, err := ids.ParseTimelineID(s)
+	return err == nil
 }
