@@ -74,13 +74,13 @@ func newTimelineCmd() *cobra.Command {
 	var tf timelineFlags
 	cmd := &cobra.Command{
 		Use:   "timeline",
-		Short: "List, show, create, branch and delete a tenant's timelines",
+		Short: "List, show, create, branch, compact and delete a tenant's timelines",
 		Args:  noArgs,
 	}
 	tf.register(cmd)
 	cmd.PersistentFlags().StringVar(&tf.tenant, "tenant", os.Getenv(envTenant), "tenant id ($"+envTenant+")")
 	cmd.AddCommand(newTimelineListCmd(&tf), newTimelineShowCmd(&tf), newTimelineCreateCmd(&tf),
-		newTimelineBranchCmd(&tf), newTimelineDeleteCmd(&tf))
+		newTimelineBranchCmd(&tf), newTimelineDeleteCmd(&tf), newTimelineCompactCmd(&tf))
 	return cmd
 }
 
@@ -302,6 +302,58 @@ func newTimelineDeleteCmd(tf *timelineFlags) *cobra.Command {
 				}{tf.tenant, args[0]}
 				return printOutput(cmd, v, func(w io.Writer) error {
 					_, err := fmt.Fprintf(w, "deleted timeline %s\n", args[0])
+					return err
+				})
+			})
+		},
+	}
+}
+
+func newTimelineCompactCmd(tf *timelineFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "compact TIMELINE_ID --tenant TENANT_ID",
+		Short: "Flush a timeline and write image layers of its whole keyspace at disk_consistent_lsn",
+		Long: `Flush a timeline and write image layers of its whole keyspace at disk_consistent_lsn.
+
+Reads (GetPage, basebackup, fullbackup) at or above that LSN then start from the
+image instead of replaying every delta below it. The pageserver does this in the
+background once image_creation_threshold delta layers lie above the newest image;
+this command runs it now and waits for it (raise --timeout for large timelines).
+History is only added, never removed.`,
+		Args: oneIDArg("timeline"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkID("tenant", tf.tenant, true); err != nil {
+				return err
+			}
+			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
+				ctx, cancel := tf.callCtx(cmd.Context())
+				defer cancel()
+				resp, err := mc.Compact(ctx, &pb.CompactRequest{Timeline: &pb.TimelineRef{TenantId: tf.tenant, TimelineId: args[0]}})
+				if err != nil {
+					return c.rpcError("compact timeline "+args[0], err)
+				}
+				v := struct {
+					TenantID       string `json:"tenant_id"`
+					TimelineID     string `json:"timeline_id"`
+					ImageLSN       string `json:"image_lsn"`
+					LayersCreated  uint64 `json:"layers_created"`
+					ImageKeys      uint64 `json:"image_keys"`
+					ImageBytes     uint64 `json:"image_bytes"`
+					UnreadableKeys uint64 `json:"unreadable_keys"`
+					SkippedReason  string `json:"skipped_reason,omitempty"`
+					DurationMS     uint64 `json:"duration_ms"`
+				}{tf.tenant, args[0], fmtLSN(resp.GetImageLsn()), resp.GetLayersCreated(), resp.GetImageKeys(), resp.GetImageBytes(),
+					resp.GetUnreadableKeys(), resp.GetSkippedReason(), resp.GetDurationMs()}
+				return printOutput(cmd, v, func(w io.Writer) error {
+					if v.SkippedReason != "" {
+						_, err := fmt.Fprintf(w, "nothing to do at %s: %s\n", v.ImageLSN, v.SkippedReason)
+						return err
+					}
+					_, err := fmt.Fprintf(w, "created %d image layer(s) at %s: %d keys, %d bytes in %d ms\n",
+						v.LayersCreated, v.ImageLSN, v.ImageKeys, v.ImageBytes, v.DurationMS)
+					if err == nil && v.UnreadableKeys > 0 {
+						_, err = fmt.Fprintf(w, "warning: %d key(s) could not be reconstructed and were left out (see the pageserver log)\n", v.UnreadableKeys)
+					}
 					return err
 				})
 			})

@@ -58,6 +58,15 @@ type Config struct {
 	CheckpointTimeout config.Duration `toml:"checkpoint_timeout"`
 	// WaitLSNTimeout bounds how long a read waits for WAL to arrive.
 	WaitLSNTimeout config.Duration `toml:"wait_lsn_timeout"`
+	// ImageCreationThreshold: once this many delta layers lie above a
+	// timeline's newest image layer, the background compaction images the
+	// whole keyspace at disk_consistent_lsn (0 turns it off; the Compact
+	// call still works).
+	ImageCreationThreshold int `toml:"image_creation_threshold"`
+	// ImageLayerTargetSize splits an image pass into files of this size.
+	ImageLayerTargetSize config.ByteSize `toml:"image_layer_target_size"`
+	// ImageWorkers pages are reconstructed concurrently by compaction.
+	ImageWorkers int `toml:"image_workers"`
 	// GetPagesMaxInflight bounds the pipelined requests of one GetPages
 	// stream.
 	GetPagesMaxInflight int `toml:"get_pages_max_inflight"`
@@ -106,6 +115,10 @@ func DefaultConfig() Config {
 		WaitLSNTimeout:      config.Duration(tl.WaitLSNTimeout),
 		GetPagesMaxInflight: server.DefaultMaxInflightGetPages,
 
+		ImageCreationThreshold: tl.ImageCreationThreshold,
+		ImageLayerTargetSize:   config.ByteSize(tl.ImageLayerTargetSize),
+		ImageWorkers:           tl.ImageWorkers,
+
 		WalredoMode:                 tenantmgr.RedoModeProcess,
 		WalredoExtensionPath:        DefaultWalredoExtensionPath,
 		WalredoMaxChildren:          pd.MaxChildren,
@@ -124,6 +137,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.CheckpointDistance, "checkpoint-distance", "WAL bytes an open layer covers before it is flushed")
 	fs.Var(&c.CheckpointTimeout, "checkpoint-timeout", "flush a quiet open layer after this long")
 	fs.Var(&c.WaitLSNTimeout, "wait-lsn-timeout", "how long a read waits for WAL to arrive")
+	fs.IntVar(&c.ImageCreationThreshold, "image-creation-threshold", c.ImageCreationThreshold, "delta layers above the newest image that trigger background image creation (0: off)")
+	fs.Var(&c.ImageLayerTargetSize, "image-layer-target-size", "size of one image layer file written by compaction")
+	fs.IntVar(&c.ImageWorkers, "image-workers", c.ImageWorkers, "pages reconstructed concurrently by compaction")
 	fs.IntVar(&c.GetPagesMaxInflight, "get-pages-max-inflight", c.GetPagesMaxInflight, "pipelined requests per GetPages stream")
 	fs.StringVar(&c.WalredoMode, "walredo-mode", c.WalredoMode, "walredo: process (in-process pool) or grpc (walredo service)")
 	fs.StringVar(&c.WalredoAddr, "walredo-addr", c.WalredoAddr, "walredo service address (walredo-mode grpc)")
@@ -151,6 +167,15 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointDistance < config.ByteSize(pgtypes.BLCKSZ) {
 		errs = append(errs, fmt.Errorf("checkpoint_distance: %s, must be at least 8KiB", c.CheckpointDistance))
+	}
+	if c.ImageCreationThreshold < 0 {
+		errs = append(errs, fmt.Errorf("image_creation_threshold: %d, must be 0 (off) or more", c.ImageCreationThreshold))
+	}
+	if c.ImageLayerTargetSize < config.ByteSize(pgtypes.BLCKSZ) {
+		errs = append(errs, fmt.Errorf("image_layer_target_size: %s, must be at least 8KiB", c.ImageLayerTargetSize))
+	}
+	if c.ImageWorkers < 1 || c.ImageWorkers > 64 {
+		errs = append(errs, fmt.Errorf("image_workers: %d, must be between 1 and 64", c.ImageWorkers))
 	}
 	for key, d := range map[string]config.Duration{"checkpoint_timeout": c.CheckpointTimeout, "wait_lsn_timeout": c.WaitLSNTimeout, "walredo_request_timeout": c.WalredoRequestTimeout} {
 		if d.Std() <= 0 {
@@ -230,9 +255,12 @@ func Run(ctx context.Context, cfg Config) error {
 			mgr, err = tenantmgr.Open(ctx, tenantmgr.Config{
 				WorkDir: workDir,
 				Timeline: timeline.Config{
-					CheckpointDistance: cfg.CheckpointDistance.Bytes(),
-					CheckpointTimeout:  cfg.CheckpointTimeout.Std(),
-					WaitLSNTimeout:     cfg.WaitLSNTimeout.Std(),
+					CheckpointDistance:     cfg.CheckpointDistance.Bytes(),
+					ImageCreationThreshold: cfg.ImageCreationThreshold,
+					ImageLayerTargetSize:   cfg.ImageLayerTargetSize.Bytes(),
+					ImageWorkers:           cfg.ImageWorkers,
+					CheckpointTimeout:      cfg.CheckpointTimeout.Std(),
+					WaitLSNTimeout:         cfg.WaitLSNTimeout.Std(),
 				},
 				Cache: cache, Redo: r, Logger: kit.Logger,
 			})

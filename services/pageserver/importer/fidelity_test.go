@@ -231,8 +231,23 @@ func TestWholeClusterFidelity(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, phases[0].at, tres.FedTo)
 	require.LessOrEqual(t, tl.LastRecordLSN(), phases[0].at)
+	// Compaction twice: image layers in the middle of the history (phases
+	// after it read image + deltas, phases before it read deltas only) and
+	// at the end (the page-level check and the last phase read images).
+	mid := phases[len(phases)/2].at
+	_, err = importer.ImportWALDir(ctx, ing, primary.WALDir(), mid)
+	require.NoError(t, err)
+	compact := func() {
+		cres, err := tl.Compact(ctx)
+		require.NoError(t, err)
+		require.NotZero(t, cres.LayersCreated, "skipped: %s", cres.Skipped)
+		require.Zero(t, cres.Unreadable)
+		t.Logf("compaction: %d image layers at %s, %d keys, %d bytes in %s", cres.LayersCreated, cres.ImageLSN, cres.Keys, cres.Bytes, cres.Duration)
+	}
+	compact()
 	wres, err := importer.ImportWALDir(ctx, ing, primary.WALDir(), lsn.Invalid)
 	require.NoError(t, err)
+	compact()
 	t.Logf("ingested %d records, %s → %s (%.1f MB of WAL) in %s", ing.Records(), res.At, tl.LastRecordLSN(),
 		float64(tl.LastRecordLSN().Sub(res.At))/(1<<20), time.Since(ingBegan))
 	require.True(t, wres.EndOfWAL)

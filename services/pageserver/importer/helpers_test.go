@@ -22,6 +22,7 @@ import (
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtest"
 	"github.com/stratadb/strata/services/pageserver/basebackup"
+	"github.com/stratadb/strata/services/pageserver/keyspace"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
 	"github.com/stratadb/strata/services/pageserver/pgdatadir"
 	"github.com/stratadb/strata/services/pageserver/timeline"
@@ -107,6 +108,9 @@ func (e *env) newTimeline() *timeline.Timeline {
 	tl, err := timeline.Open(context.Background(), timeline.Options{
 		Tenant: e.tenant, ID: id, Dir: dir, Cache: e.cache, Redo: e.redo, Native: pgdatadir.Native{},
 		Config: e.config(), Logger: testLogger(),
+		Keyspace: func(ctx context.Context, tl *timeline.Timeline, at lsn.LSN) ([]keyspace.Key, error) {
+			return pgdatadir.NewReader(tl).Keys(ctx, at)
+		},
 		PersistMetadata: func(lsn.LSN, lsn.LSN) error { return nil },
 	})
 	require.NoError(e.t, err)

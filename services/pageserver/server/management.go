@@ -216,12 +216,25 @@ func (s *Server) Checkpoint(ctx context.Context, req *pb.CheckpointRequest) (*pb
 	return &pb.CheckpointResponse{DiskConsistentLsn: uint64(dcl)}, nil
 }
 
-// Compact implements ManagementService; compaction is not built yet.
+// Compact implements ManagementService: flush, then image layers of the
+// whole keyspace at disk_consistent_lsn.
 func (s *Server) Compact(ctx context.Context, req *pb.CompactRequest) (*pb.CompactResponse, error) {
 	if err := auth.Authorize(ctx, req.GetTimeline().GetTenantId()); err != nil {
 		return nil, err
 	}
-	return nil, status.Error(codes.Unimplemented, "Compact: compaction is not implemented yet")
+	tid, tlid, err := s.refIDs(req.GetTimeline())
+	if err != nil {
+		return nil, toStatus(s.log, "Compact", err)
+	}
+	res, err := s.m.Compact(ctx, tid, tlid)
+	if err != nil {
+		return nil, toStatus(s.log, "Compact", err)
+	}
+	return &pb.CompactResponse{
+		LayersCreated: uint64(res.LayersCreated), ImageLsn: uint64(res.ImageLSN),
+		ImageKeys: res.Keys, ImageBytes: uint64(res.Bytes), UnreadableKeys: uint64(res.Unreadable),
+		SkippedReason: res.Skipped, DurationMs: uint64(res.Duration.Milliseconds()),
+	}, nil
 }
 
 // RunGc implements ManagementService; GC is not built yet.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratadb/strata/internal/ids"
 	"github.com/stratadb/strata/internal/lsn"
+	"github.com/stratadb/strata/services/pageserver/keyspace"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
 	"github.com/stratadb/strata/services/pageserver/pgdatadir"
 	"github.com/stratadb/strata/services/pageserver/tenant"
@@ -147,6 +148,9 @@ func (m *Manager) openRuntime(ctx context.Context, dtl *tenant.Timeline, md meta
 		GCCutoffLSN:       md.LatestGCCutoffLSN,
 		Cache:             m.cfg.Cache, Redo: m.cfg.Redo, Native: pgdatadir.Native{},
 		Config: m.cfg.Timeline, Logger: m.log,
+		Keyspace: func(ctx context.Context, tl *timeline.Timeline, at lsn.LSN) ([]keyspace.Key, error) {
+			return pgdatadir.NewReader(tl).Keys(ctx, at)
+		},
 		PersistMetadata: persister(dtl),
 	})
 }
@@ -565,6 +569,16 @@ func (m *Manager) Checkpoint(ctx context.Context, tenantID ids.TenantID, id ids.
 		return lsn.Invalid, err
 	}
 	return tl.rt.Checkpoint(ctx)
+}
+
+// Compact flushes a timeline and creates image layers of its whole
+// keyspace at disk_consistent_lsn (see timeline.Timeline.Compact).
+func (m *Manager) Compact(ctx context.Context, tenantID ids.TenantID, id ids.TimelineID) (timeline.CompactResult, error) {
+	tl, err := m.Timeline(tenantID, id)
+	if err != nil {
+		return timeline.CompactResult{}, err
+	}
+	return tl.rt.Compact(ctx)
 }
 
 // Timeline is one timeline of a tenant as the manager holds it.

@@ -179,6 +179,7 @@ type env struct {
 	redo   *fakeRedo
 	tenant ids.TenantID
 	cfg    Config
+	keys   []keyspace.Key // the keyspace compaction images
 }
 
 func (e *env) open(m *modelTimeline) {
@@ -190,6 +191,7 @@ func (e *env) open(m *modelTimeline) {
 		Tenant: e.tenant, ID: m.id, Dir: m.dir, Ancestor: anc, AncestorLSN: m.ancestorLSN,
 		StartLSN: m.startLSN, DiskConsistentLSN: max(m.persisted, m.ancestorLSN), PrevRecordLSN: m.persistPrev,
 		Cache: e.cache, Redo: e.redo, Native: fakeNative{}, Config: e.cfg, Logger: logging.Discard(),
+		Keyspace: func(context.Context, *Timeline, lsn.LSN) ([]keyspace.Key, error) { return e.keys, nil },
 		PersistMetadata: func(dcl, prev lsn.LSN) error {
 			m.persisted, m.persistPrev = dcl, prev
 			return nil
@@ -235,7 +237,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	var all [][]*modelTimeline
 	for i := 0; i < 2; i++ {
 		e := &env{t: t, cache: cache, redo: &fakeRedo{}, tenant: ids.NewTenantID(),
-			cfg: Config{CheckpointDistance: 4096 + uint64(r.IntN(8192)), CheckpointTimeout: time.Hour, WaitLSNTimeout: 50 * time.Millisecond}}
+			cfg: Config{CheckpointDistance: 4096 + uint64(r.IntN(8192)), CheckpointTimeout: time.Hour, WaitLSNTimeout: 50 * time.Millisecond,
+				ImageLayerTargetSize: uint64(1+r.IntN(10)) * pgtypes.BLCKSZ, ImageWorkers: 1 + r.IntN(3)}}
 		root := &modelTimeline{id: ids.NewTimelineID(), dir: t.TempDir(), puts: map[keyspace.Key][]modelPut{}}
 		e.open(root)
 		envs = append(envs, e)
@@ -245,8 +248,11 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	for i := range keys {
 		keys[i] = keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: pgtypes.Oid(16384 + i%3)}, uint32(i))
 	}
+	for _, e := range envs {
+		e.keys = keys
+	}
 	ctx := context.Background()
-	reads, restarts, branches, checkpoints := 0, 0, 0, 0
+	reads, restarts, branches, checkpoints, compactions, images := 0, 0, 0, 0, 0, 0
 
 	for step := 0; step < steps; step++ {
 		ti := r.IntN(len(envs))
@@ -274,7 +280,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				}
 			}
 			m.last = end
-		case op < 88: // read a random key at a random LSN
+		case op < 86: // read a random key at a random LSN
 			lo := lsn.LSN(1)
 			if m.last < lo {
 				continue
@@ -300,11 +306,24 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				require.True(t, slices.Equal(want, got), "step %d: %s at %s differs from the model", step, k.Describe(), at)
 			}
 			reads++
-		case op < 94: // checkpoint (freeze + flush)
+		case op < 91: // checkpoint (freeze + flush)
 			_, err := m.tl.Checkpoint(ctx)
 			require.NoError(t, err)
 			require.Equal(t, m.last, m.tl.DiskConsistentLSN())
 			checkpoints++
+		case op < 94: // compaction: image layers at disk_consistent_lsn
+			res, err := m.tl.Compact(ctx)
+			require.NoError(t, err)
+			require.Equal(t, m.last, m.tl.DiskConsistentLSN())
+			if res.LayersCreated > 0 {
+				require.Equal(t, m.last, res.ImageLSN)
+				require.Zero(t, m.tl.DeltasSinceImage())
+				require.Zero(t, res.Unreadable)
+				images += res.LayersCreated
+			} else {
+				require.NotEmpty(t, res.Skipped)
+			}
+			compactions++
 		case op < 97: // branch at a random LSN
 			at := m.ancestorLSN + lsn.LSN(r.Uint64N(uint64(m.last-m.ancestorLSN+1)))
 			b := &modelTimeline{id: ids.NewTimelineID(), dir: t.TempDir(), puts: map[keyspace.Key][]modelPut{}, ancestor: m, ancestorLSN: at, last: at}
@@ -333,7 +352,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	_, err = m.tl.Get(ctx, keys[0], 0, nil)
 	require.ErrorIs(t, err, ErrLSNOutOfRange)
 
-	t.Logf("reads %d, restarts %d, branches %d, checkpoints %d, redo calls %d", reads, restarts, branches, checkpoints, envs[0].redo.calls.Load()+envs[1].redo.calls.Load())
+	t.Logf("reads %d, restarts %d, branches %d, checkpoints %d, compactions %d (%d image layers), redo calls %d",
+		reads, restarts, branches, checkpoints, compactions, images, envs[0].redo.calls.Load()+envs[1].redo.calls.Load())
 	for _, tls := range all {
 		for _, x := range tls {
 			require.NoError(t, x.tl.Close())

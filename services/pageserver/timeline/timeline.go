@@ -35,11 +35,24 @@ type Config struct {
 	CheckpointTimeout time.Duration
 	// WaitLSNTimeout bounds how long a read waits for WAL to arrive.
 	WaitLSNTimeout time.Duration
+	// ImageCreationThreshold: after a flush leaves this many delta layers
+	// above the newest image layer, the background loop images the whole
+	// keyspace at disk_consistent_lsn (0 disables it; Compact still works).
+	ImageCreationThreshold int
+	// ImageLayerTargetSize splits an image pass into layer files of about
+	// this many bytes of values.
+	ImageLayerTargetSize uint64
+	// ImageWorkers is how many keys are reconstructed concurrently while
+	// images are created (each may hold a walredo process).
+	ImageWorkers int
 }
 
 // DefaultConfig returns Neon-like defaults.
 func DefaultConfig() Config {
-	return Config{CheckpointDistance: 256 << 20, CheckpointTimeout: 10 * time.Minute, WaitLSNTimeout: 300 * time.Second}
+	return Config{
+		CheckpointDistance: 256 << 20, CheckpointTimeout: 10 * time.Minute, WaitLSNTimeout: 300 * time.Second,
+		ImageCreationThreshold: 3, ImageLayerTargetSize: 128 << 20, ImageWorkers: 2,
+	}
 }
 
 // NativeApplier applies a Strata-native record to a page image in place
@@ -69,6 +82,9 @@ type Options struct {
 	Native NativeApplier
 	Config Config
 	Logger *slog.Logger
+	// Keyspace lists the keys that exist at an LSN; compaction needs it
+	// (nil: Compact fails and no images are created in the background).
+	Keyspace KeyspaceFunc
 	// PersistMetadata durably records disk_consistent_lsn (and the
 	// prev_record_lsn that goes with it) after a flush.
 	PersistMetadata func(diskConsistentLSN, prevRecordLSN lsn.LSN) error
@@ -97,6 +113,8 @@ type Timeline struct {
 	cfg         Config
 	logger      *slog.Logger
 	persist     func(diskConsistentLSN, prevRecordLSN lsn.LSN) error
+	keyspaceFn  KeyspaceFunc
+	baseLogger  *slog.Logger // without this timeline's attributes (for branches)
 
 	lastRecord     *seqwait.SeqWait
 	prevRecord     lsn.AtomicLSN
@@ -113,6 +131,7 @@ type Timeline struct {
 	ephemeralSeq uint64
 
 	flushMu   sync.Mutex // one flush at a time
+	compactMu sync.Mutex // one image pass at a time
 	flushWake chan struct{}
 	broken    atomic.Pointer[error]
 	closed    atomic.Bool
@@ -132,12 +151,18 @@ func Open(ctx context.Context, opts Options) (*Timeline, error) {
 	if opts.Config.CheckpointDistance == 0 {
 		opts.Config = DefaultConfig()
 	}
+	if opts.Config.ImageLayerTargetSize == 0 {
+		opts.Config.ImageLayerTargetSize = DefaultConfig().ImageLayerTargetSize
+	}
+	opts.Config.ImageWorkers = max(1, opts.Config.ImageWorkers)
 	t := &Timeline{
 		tenant: opts.Tenant, id: opts.ID, dir: opts.Dir,
 		ancestor: opts.Ancestor, ancestorLSN: opts.AncestorLSN,
 		cache: opts.Cache, redo: opts.Redo, native: opts.Native, cfg: opts.Config,
 		logger:     opts.Logger.With("tenant_id", opts.Tenant.String(), "timeline_id", opts.ID.String()),
 		persist:    opts.PersistMetadata,
+		keyspaceFn: opts.Keyspace,
+		baseLogger: opts.Logger,
 		lastRecord: seqwait.New(opts.DiskConsistentLSN),
 		flushWake:  make(chan struct{}, 1),
 	}
@@ -249,7 +274,7 @@ func (t *Timeline) Branch(ctx context.Context, id ids.TimelineID, dir string, at
 	return Open(ctx, Options{
 		Tenant: t.tenant, ID: id, Dir: dir, Ancestor: t, AncestorLSN: at,
 		DiskConsistentLSN: at, Cache: t.cache, Redo: t.redo, Native: t.native,
-		Config: t.cfg, Logger: t.logger, PersistMetadata: persist,
+		Config: t.cfg, Logger: t.baseLogger, PersistMetadata: persist, Keyspace: t.keyspaceFn,
 	})
 }
 
@@ -402,6 +427,10 @@ func (t *Timeline) maybeFreezeLocked(force bool) bool {
 func (t *Timeline) Run(ctx context.Context) error {
 	tick := time.NewTicker(min(t.cfg.CheckpointTimeout, time.Second))
 	defer tick.Stop()
+	compactWake := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { t.compactLoop(ctx, compactWake) })
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -415,6 +444,10 @@ func (t *Timeline) Run(ctx context.Context) error {
 		}
 		if err := t.flushFrozen(ctx); err != nil && ctx.Err() == nil {
 			t.setBroken(err)
+		}
+		select {
+		case compactWake <- struct{}{}:
+		default:
 		}
 	}
 }

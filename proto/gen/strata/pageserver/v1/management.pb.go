@@ -1319,9 +1319,25 @@ func (x *CompactRequest) GetTimeline() *TimelineRef {
 
 // CompactResponse reports what compaction did.
 type CompactResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LayersCreated uint64                 `protobuf:"varint,1,opt,name=layers_created,json=layersCreated,proto3" json:"layers_created,omitempty"`
-	LayersRemoved uint64                 `protobuf:"varint,2,opt,name=layers_removed,json=layersRemoved,proto3" json:"layers_removed,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Image layer files written.
+	LayersCreated uint64 `protobuf:"varint,1,opt,name=layers_created,json=layersCreated,proto3" json:"layers_created,omitempty"`
+	// Layer files removed (always 0: compaction only adds images; GC removes).
+	LayersRemoved uint64 `protobuf:"varint,2,opt,name=layers_removed,json=layersRemoved,proto3" json:"layers_removed,omitempty"`
+	// The LSN the image layers were created at (disk_consistent_lsn after
+	// the flush that starts the pass).
+	ImageLsn uint64 `protobuf:"varint,3,opt,name=image_lsn,json=imageLsn,proto3" json:"image_lsn,omitempty"`
+	// Values written and the new files' total size.
+	ImageKeys  uint64 `protobuf:"varint,4,opt,name=image_keys,json=imageKeys,proto3" json:"image_keys,omitempty"`
+	ImageBytes uint64 `protobuf:"varint,5,opt,name=image_bytes,json=imageBytes,proto3" json:"image_bytes,omitempty"`
+	// Keys left out because their history cannot be reconstructed (reads of
+	// them fail as before); the pageserver logs each.
+	UnreadableKeys uint64 `protobuf:"varint,6,opt,name=unreadable_keys,json=unreadableKeys,proto3" json:"unreadable_keys,omitempty"`
+	// Why nothing was written, when nothing was (an image layer at that LSN
+	// exists already, ...).
+	SkippedReason string `protobuf:"bytes,7,opt,name=skipped_reason,json=skippedReason,proto3" json:"skipped_reason,omitempty"`
+	// Wall time of the pass in milliseconds.
+	DurationMs    uint64 `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1366,6 +1382,48 @@ func (x *CompactResponse) GetLayersCreated() uint64 {
 func (x *CompactResponse) GetLayersRemoved() uint64 {
 	if x != nil {
 		return x.LayersRemoved
+	}
+	return 0
+}
+
+func (x *CompactResponse) GetImageLsn() uint64 {
+	if x != nil {
+		return x.ImageLsn
+	}
+	return 0
+}
+
+func (x *CompactResponse) GetImageKeys() uint64 {
+	if x != nil {
+		return x.ImageKeys
+	}
+	return 0
+}
+
+func (x *CompactResponse) GetImageBytes() uint64 {
+	if x != nil {
+		return x.ImageBytes
+	}
+	return 0
+}
+
+func (x *CompactResponse) GetUnreadableKeys() uint64 {
+	if x != nil {
+		return x.UnreadableKeys
+	}
+	return 0
+}
+
+func (x *CompactResponse) GetSkippedReason() string {
+	if x != nil {
+		return x.SkippedReason
+	}
+	return ""
+}
+
+func (x *CompactResponse) GetDurationMs() uint64 {
+	if x != nil {
+		return x.DurationMs
 	}
 	return 0
 }
@@ -1754,10 +1812,19 @@ const file_strata_pageserver_v1_management_proto_rawDesc = "" +
 	"\x12CheckpointResponse\x12.\n" +
 	"\x13disk_consistent_lsn\x18\x01 \x01(\x04R\x11diskConsistentLsn\"O\n" +
 	"\x0eCompactRequest\x12=\n" +
-	"\btimeline\x18\x01 \x01(\v2!.strata.pageserver.v1.TimelineRefR\btimeline\"_\n" +
+	"\btimeline\x18\x01 \x01(\v2!.strata.pageserver.v1.TimelineRefR\btimeline\"\xad\x02\n" +
 	"\x0fCompactResponse\x12%\n" +
 	"\x0elayers_created\x18\x01 \x01(\x04R\rlayersCreated\x12%\n" +
-	"\x0elayers_removed\x18\x02 \x01(\x04R\rlayersRemoved\"w\n" +
+	"\x0elayers_removed\x18\x02 \x01(\x04R\rlayersRemoved\x12\x1b\n" +
+	"\timage_lsn\x18\x03 \x01(\x04R\bimageLsn\x12\x1d\n" +
+	"\n" +
+	"image_keys\x18\x04 \x01(\x04R\timageKeys\x12\x1f\n" +
+	"\vimage_bytes\x18\x05 \x01(\x04R\n" +
+	"imageBytes\x12'\n" +
+	"\x0funreadable_keys\x18\x06 \x01(\x04R\x0eunreadableKeys\x12%\n" +
+	"\x0eskipped_reason\x18\a \x01(\tR\rskippedReason\x12\x1f\n" +
+	"\vduration_ms\x18\b \x01(\x04R\n" +
+	"durationMs\"w\n" +
 	"\fRunGcRequest\x12=\n" +
 	"\btimeline\x18\x01 \x01(\v2!.strata.pageserver.v1.TimelineRefR\btimeline\x12(\n" +
 	"\x10gc_horizon_bytes\x18\x02 \x01(\x04R\x0egcHorizonBytes\"Z\n" +

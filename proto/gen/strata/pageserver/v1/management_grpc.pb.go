@@ -63,7 +63,10 @@ type ManagementServiceClient interface {
 	// Checkpoint freezes the open layer and flushes it to a layer file, then
 	// advances disk_consistent_lsn.
 	Checkpoint(ctx context.Context, in *CheckpointRequest, opts ...grpc.CallOption) (*CheckpointResponse, error)
-	// Compact runs one compaction pass on a timeline.
+	// Compact flushes a timeline and writes image layers of its whole
+	// keyspace at disk_consistent_lsn, so reads at or above that LSN start
+	// from an image instead of replaying deltas (what the background loop
+	// does after image_creation_threshold delta layers).
 	Compact(ctx context.Context, in *CompactRequest, opts ...grpc.CallOption) (*CompactResponse, error)
 	// RunGc removes layers wholly below the GC horizon that newer images
 	// cover, keeping every branch point.
@@ -231,7 +234,10 @@ type ManagementServiceServer interface {
 	// Checkpoint freezes the open layer and flushes it to a layer file, then
 	// advances disk_consistent_lsn.
 	Checkpoint(context.Context, *CheckpointRequest) (*CheckpointResponse, error)
-	// Compact runs one compaction pass on a timeline.
+	// Compact flushes a timeline and writes image layers of its whole
+	// keyspace at disk_consistent_lsn, so reads at or above that LSN start
+	// from an image instead of replaying deltas (what the background loop
+	// does after image_creation_threshold delta layers).
 	Compact(context.Context, *CompactRequest) (*CompactResponse, error)
 	// RunGc removes layers wholly below the GC horizon that newer images
 	// cover, keeping every branch point.
