@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratadb/strata/internal/localstack"
+	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtest"
 )
 
@@ -217,6 +218,38 @@ func TestAttachRealPrimary(t *testing.T) {
 			t.Fatalf("timeline %s never appeared: %s", v.TimelineID, r.stderr)
 		}
 	}
+	// More data, then compaction once the pageserver has it: the boot
+	// below reads the new rows through the image layers.
+	primary.Exec(t, "postgres", "INSERT INTO kept SELECT generate_series(1001, 2000)")
+	want, err := lsn.Parse(primary.Query(t, "postgres", "SELECT pg_current_wal_flush_lsn()"))
+	require.NoError(t, err)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = run(t, "", "timeline", "show", v.TimelineID, "--tenant", v.TenantID, "--stack-dir", dir, "-o", "json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var tv timelineView
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &tv))
+		if last, err := lsn.Parse(tv.LastRecordLSN); err == nil && last >= want {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "the pageserver never reached %s: %s", want, r.stdout)
+	}
+	r = run(t, "", "timeline", "compact", v.TimelineID, "--tenant", v.TenantID, "--stack-dir", dir, "-o", "json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var cv struct {
+		ImageLSN      string `json:"image_lsn"`
+		LayersCreated uint64 `json:"layers_created"`
+		ImageKeys     uint64 `json:"image_keys"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &cv))
+	t.Logf("compact: %s", r.stdout)
+	require.NotZero(t, cv.LayersCreated)
+	imageLSN, err := lsn.Parse(cv.ImageLSN)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, imageLSN, want)
+	r = run(t, "", "timeline", "compact", v.TimelineID, "--tenant", v.TenantID, "--stack-dir", dir)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	t.Logf("compact again: %s", r.stdout)
+
 	r = run(t, "", "boot", "--tenant", v.TenantID, "--timeline", v.TimelineID, "--port", strconv.Itoa(port), "--dir", dataDir, "--stack-dir", dir, "-o", "json")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	t.Cleanup(func() { _ = localstack.StopPostgres(context.Background(), dataDir, "") })
@@ -231,5 +264,5 @@ func TestAttachRealPrimary(t *testing.T) {
 	defer pg.Close(ctx)
 	res, err := pg.Exec(ctx, "SELECT count(*) FROM kept").ReadAll()
 	require.NoError(t, err)
-	require.Equal(t, "1000", string(res[0].Rows[0][0]))
+	require.Equal(t, "2000", string(res[0].Rows[0][0]))
 }
