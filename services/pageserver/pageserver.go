@@ -65,7 +65,7 @@ type Config struct {
 	ImageCreationThreshold int `toml:"image_creation_threshold"`
 	// ImageLayerTargetSize splits an image pass into files of this size.
 	ImageLayerTargetSize config.ByteSize `toml:"image_layer_target_size"`
-	// ImageWorkers pages are reconstructed concurrently by compaction.
+	// ImageWorkers is how many pages compaction reconstructs concurrently.
 	ImageWorkers int `toml:"image_workers"`
 	// GetPagesMaxInflight bounds the pipelined requests of one GetPages
 	// stream.

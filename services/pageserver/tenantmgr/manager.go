@@ -660,6 +660,10 @@ type TimelineInfo struct {
 	CreatedAt          time.Time
 	LayerFileCount     int
 	LayerFileBytes     int64
+	// NewestImageLSN is the LSN of the timeline's newest image layer (0:
+	// none of its own); DeltasAboveImage counts delta layers above it.
+	NewestImageLSN   lsn.LSN
+	DeltasAboveImage int
 }
 
 // Info describes the timeline.
@@ -682,6 +686,7 @@ func (tl *Timeline) Info() TimelineInfo {
 	ti.DiskConsistentLSN = tl.rt.DiskConsistentLSN()
 	n, b := tl.rt.LayerStats()
 	ti.LayerFileCount, ti.LayerFileBytes = n, b
+	ti.NewestImageLSN, ti.DeltasAboveImage = tl.rt.ImageStats()
 	return ti
 }
 

@@ -43,38 +43,30 @@ type CompactResult struct {
 // results are written in key order.
 const imageBatch = 256
 
-// DeltasSinceImage returns the number of this timeline's delta layer files
-// that start above its newest image layer: the depth a read of a key
-// changed in each of them walks before reaching an image.
-func (t *Timeline) DeltasSinceImage() int {
+// ImageStats returns the LSN of this timeline's newest image layer (0 if
+// it has none of its own) and how many of its delta layer files start above
+// it: the depth a read of a key changed in each of them walks before
+// reaching an image.
+func (t *Timeline) ImageStats() (newestImage lsn.LSN, deltasAbove int) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	var newest lsn.LSN
 	for _, h := range t.layers {
-		if h.sum.Kind == layer.KindImage && h.sum.ImageLSN() > newest {
-			newest = h.sum.ImageLSN()
+		if h.sum.Kind == layer.KindImage && h.sum.ImageLSN() > newestImage {
+			newestImage = h.sum.ImageLSN()
 		}
 	}
-	n := 0
 	for _, h := range t.layers {
-		if h.sum.Kind != layer.KindImage && h.sum.LSNs.Start > newest {
-			n++
+		if h.sum.Kind != layer.KindImage && h.sum.LSNs.Start > newestImage {
+			deltasAbove++
 		}
 	}
-	return n
+	return newestImage, deltasAbove
 }
 
-// newestImageLSN returns the LSN of the newest image layer (0 if none).
-func (t *Timeline) newestImageLSN() lsn.LSN {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	var newest lsn.LSN
-	for _, h := range t.layers {
-		if h.sum.Kind == layer.KindImage && h.sum.ImageLSN() > newest {
-			newest = h.sum.ImageLSN()
-		}
-	}
-	return newest
+// DeltasSinceImage returns the delta layer files above the newest image.
+func (t *Timeline) DeltasSinceImage() int {
+	_, n := t.ImageStats()
+	return n
 }
 
 // Compact flushes the open layer, then writes image layers of the whole
@@ -105,7 +97,7 @@ func (t *Timeline) createImages(ctx context.Context, at lsn.LSN) (CompactResult,
 	if dcl := t.DiskConsistentLSN(); at > dcl || !at.IsValid() {
 		return res, fmt.Errorf("%w: image layers at %s: disk_consistent_lsn is %s", ErrLSNOutOfRange, at, dcl)
 	}
-	if t.newestImageLSN() >= at {
+	if newest, _ := t.ImageStats(); newest >= at {
 		res.Skipped = fmt.Sprintf("an image layer at or above %s exists", at)
 		return res, nil
 	}
