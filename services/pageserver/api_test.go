@@ -139,7 +139,22 @@ func TestManagementAPI(t *testing.T) {
 		resp, err := m.Checkpoint(ctx, &pb.CheckpointRequest{Timeline: f.ref()})
 		require.NoError(t, err)
 		require.Equal(t, f.tl.LastRecordLsn, resp.DiskConsistentLsn)
-		_, err = m.Compact(ctx, &pb.CompactRequest{Timeline: f.ref()})
+		c, err := m.Compact(ctx, &pb.CompactRequest{Timeline: f.ref()})
+		require.NoError(t, err)
+		require.Equal(t, resp.DiskConsistentLsn, c.ImageLsn)
+		if f.tl.LastRecordLsn == f.tl.StartLsn {
+			require.NotEmpty(t, c.SkippedReason, "the import's image is at the same LSN")
+		} else {
+			require.NotZero(t, c.LayersCreated)
+			require.NotZero(t, c.ImageKeys)
+		}
+		again, err := m.Compact(ctx, &pb.CompactRequest{Timeline: f.ref()})
+		require.NoError(t, err)
+		require.Zero(t, again.LayersCreated)
+		require.Contains(t, again.SkippedReason, "image layer at or above")
+		_, err = m.Compact(ctx, &pb.CompactRequest{Timeline: &pb.TimelineRef{TenantId: f.tenant, TimelineId: ids.NewTimelineID().String()}})
+		requireCode(t, codes.NotFound, err)
+		_, err = m.RunGc(ctx, &pb.RunGcRequest{Timeline: f.ref()})
 		requireCode(t, codes.Unimplemented, err)
 	})
 }
