@@ -105,33 +105,41 @@ func (in *Ingest) Records() uint64 { return in.records }
 
 // Feed ingests chunk, which must start at NextLSN, storing every whole
 // record it completes. It returns the end of WAL as a *pgwal.EndOfWALError
-// when the stream holds garbage after the last valid record.
+// when the stream holds garbage after the last valid record. The records
+// of one chunk are stored as one timeline batch: last_record_lsn advances
+// once, to the end of the last whole record (also when a later record of
+// the chunk is invalid).
 func (in *Ingest) Feed(ctx context.Context, start lsn.LSN, chunk []byte) error {
 	if err := in.dec.FeedAt(start, chunk); err != nil {
 		return err
 	}
-	for {
-		rec, err := in.dec.Next()
-		if errors.Is(err, pgwal.ErrNeedMore) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := rec.Decode(&in.decoded); err != nil {
-			return err
-		}
-		if rec.EndLSN <= in.tl.LastRecordLSN() {
-			continue // already stored (WAL re-sent from before last_record_lsn)
-		}
-		err = in.tl.IngestRecord(ctx, rec.LSN, rec.EndLSN, func(m *timeline.Modification) error {
-			in.store.mod, in.store.end = m, rec.EndLSN
-			defer func() { in.store.mod = nil }()
-			return in.ing.Ingest(ctx, &in.decoded)
-		})
-		if err != nil {
-			return err
-		}
-		in.records++
+	// One closure per chunk, not per record.
+	var end lsn.LSN
+	apply := func(m *timeline.Modification) error {
+		in.store.mod, in.store.end = m, end
+		defer func() { in.store.mod = nil }()
+		return in.ing.Ingest(ctx, &in.decoded)
 	}
+	return in.tl.IngestBatch(ctx, func(b *timeline.Batch) error {
+		for {
+			rec, err := in.dec.Next()
+			if errors.Is(err, pgwal.ErrNeedMore) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := rec.Decode(&in.decoded); err != nil {
+				return err
+			}
+			if rec.EndLSN <= b.LastRecordLSN() {
+				continue // already stored (WAL re-sent from before last_record_lsn)
+			}
+			end = rec.EndLSN
+			if err := b.Record(rec.LSN, rec.EndLSN, apply); err != nil {
+				return err
+			}
+			in.records++
+		}
+	})
 }
