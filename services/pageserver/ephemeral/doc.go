@@ -3,11 +3,12 @@
 // (named "ephemeral-<seq>") holding serialized values, read back through the
 // shared page cache (design §4; Neon's ephemeral_file).
 //
-// Full 8 KB blocks are written to the file and, write-through, into the page
-// cache (kind Ephemeral), so a cached block always equals the file's block.
-// The partly filled last block lives only in memory until it is full; the
-// file never holds a partial block. Reads of full blocks go through the page
-// cache (pread on a miss); reads of the tail copy from memory.
+// Appended bytes collect in a 256 KiB write buffer (32 blocks); when it is
+// full it is written with one pwrite and its 8 KB blocks, write-through, into
+// the page cache (kind Ephemeral), so a cached block always equals the
+// file's block. The file never holds a partial buffer. Reads of written
+// blocks go through the page cache (pread on a miss); reads of the buffered
+// tail copy from memory.
 //
 // Ephemeral files are never fsynced and are deleted at startup
 // (RemoveStale): their content is recovered by re-ingesting WAL from

@@ -14,6 +14,10 @@ import (
 // BlockSize is the block size of the file and of a page cache slot.
 const BlockSize = pagecache.PageSize
 
+// writeBufferBlocks is how many blocks are buffered in memory and written
+// with one pwrite: one syscall per 256 KiB instead of per 8 KiB block.
+const writeBufferBlocks = 32
+
 // ErrClosed is returned (wrapped) by operations on a closed file.
 var ErrClosed = errors.New("ephemeral: file closed")
 
@@ -28,11 +32,18 @@ type File struct {
 	cache *pagecache.Cache
 	id    pagecache.FileID
 
-	mu     sync.RWMutex // guards f, size, tail, closed
-	f      *os.File
-	size   uint64
-	tail   [BlockSize]byte
+	mu   sync.RWMutex // guards f, size, tail, closed
+	f    *os.File
+	size uint64
+	// tail holds the bytes from block size/BlockSize/writeBufferBlocks*
+	// writeBufferBlocks on: those not yet written to the file.
+	tail   []byte
 	closed bool
+}
+
+// tailStart is the offset of tail[0]: everything before it is in the file.
+func (f *File) tailStart() uint64 {
+	return f.size / (writeBufferBlocks * BlockSize) * (writeBufferBlocks * BlockSize)
 }
 
 // Create creates dir/ephemeral-<seq>, replacing a stale file of that name.
@@ -42,7 +53,7 @@ func Create(dir string, seq uint64, cache *pagecache.Cache) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral: creating %s: %w", path, err)
 	}
-	return &File{path: path, cache: cache, id: cache.NewFileID(), f: f}, nil
+	return &File{path: path, cache: cache, id: cache.NewFileID(), f: f, tail: make([]byte, writeBufferBlocks*BlockSize)}, nil
 }
 
 // RemoveStale deletes every ephemeral file in dir (left by a previous run).
@@ -81,12 +92,12 @@ func (f *File) Append(data []byte) (uint64, error) {
 	}
 	start := f.size
 	for len(data) > 0 {
-		inTail := int(f.size % BlockSize)
+		inTail := int(f.size - f.tailStart())
 		n := copy(f.tail[inTail:], data)
 		data = data[n:]
 		f.size += uint64(n)
-		if f.size%BlockSize == 0 {
-			if err := f.flushTailLocked(uint32(f.size/BlockSize - 1)); err != nil {
+		if inTail+n == len(f.tail) {
+			if err := f.flushTailLocked(f.size - uint64(len(f.tail))); err != nil {
 				// The file is now shorter than size says; refuse further use.
 				f.closed = true
 				_ = f.f.Close()
@@ -97,20 +108,22 @@ func (f *File) Append(data []byte) (uint64, error) {
 	return start, nil
 }
 
-// flushTailLocked writes the full tail block blk to the file and to the
-// page cache.
-func (f *File) flushTailLocked(blk uint32) error {
-	if _, err := f.f.WriteAt(f.tail[:], int64(blk)*BlockSize); err != nil {
-		return fmt.Errorf("ephemeral: writing block %d of %s: %w", blk, f.path, err)
+// flushTailLocked writes the full write buffer, which starts at offset off,
+// to the file and its blocks to the page cache.
+func (f *File) flushTailLocked(off uint64) error {
+	if _, err := f.f.WriteAt(f.tail, int64(off)); err != nil {
+		return fmt.Errorf("ephemeral: writing blocks %d..%d of %s: %w", off/BlockSize, off/BlockSize+writeBufferBlocks-1, f.path, err)
 	}
-	w, err := f.cache.LockEphemeralForWrite(f.id, blk)
-	if err != nil {
-		// The block is in the file; the cache will read it on demand.
-		return nil
+	for i := range writeBufferBlocks {
+		w, err := f.cache.LockEphemeralForWrite(f.id, uint32(off/BlockSize)+uint32(i))
+		if err != nil {
+			// The block is in the file; the cache will read it on demand.
+			continue
+		}
+		copy(w.Bytes(), f.tail[i*BlockSize:(i+1)*BlockSize])
+		w.MarkValid()
+		w.Release()
 	}
-	copy(w.Bytes(), f.tail[:])
-	w.MarkValid()
-	w.Release()
 	return nil
 }
 
@@ -128,13 +141,14 @@ func (f *File) ReadAt(dst []byte, off uint64) error {
 	for len(dst) > 0 {
 		blk := off / BlockSize
 		inBlk := off % BlockSize
-		// The tail block may fill up and be replaced by the next one while
-		// we read: decide tail-or-file under the lock that guards it.
+		// The write buffer may fill up and be replaced while we read:
+		// decide buffer-or-file under the lock that guards it.
 		f.mu.RLock()
-		inTail := blk >= f.size/BlockSize
+		ts := f.tailStart()
+		inTail := off >= ts
 		var n int
 		if inTail {
-			n = copy(dst, f.tail[inBlk:])
+			n = copy(dst, f.tail[off-ts:f.size-ts])
 		}
 		f.mu.RUnlock()
 		if !inTail {
