@@ -2,7 +2,6 @@ package inmemory
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,14 +32,22 @@ type version struct {
 	willInit bool
 }
 
+// versions are one key's versions by ascending LSN. Put replaces vs (under
+// the layer's lock) and never changes an element a reader may hold: readers
+// copy the slice header under the lock and read it without.
+type versions struct {
+	vs    []version
+	first [1]version // vs's backing array until the second version: one allocation per new key
+}
+
 // Layer is an in-memory layer. See the package doc.
 type Layer struct {
 	file  *ephemeral.File
 	start lsn.LSN
 
 	mu      sync.RWMutex
-	index   map[keyspace.Key][]version // versions by ascending LSN
-	end     lsn.LSN                    // exclusive; valid when frozen
+	index   map[keyspace.Key]*versions
+	end     lsn.LSN // exclusive; valid when frozen
 	frozen  bool
 	maxLSN  lsn.LSN // newest LSN put
 	entries int
@@ -48,7 +55,7 @@ type Layer struct {
 
 // New returns an open layer starting at start, writing to file.
 func New(file *ephemeral.File, start lsn.LSN) *Layer {
-	return &Layer{file: file, start: start, index: make(map[keyspace.Key][]version)}
+	return &Layer{file: file, start: start, index: make(map[keyspace.Key]*versions)}
 }
 
 // Start returns the inclusive start LSN.
@@ -94,29 +101,31 @@ func (l *Layer) Put(key keyspace.Key, at lsn.LSN, encoded []byte) error {
 	if at < l.start || at < maxLSN {
 		return fmt.Errorf("%w: %s at %s, layer starts at %s and holds versions up to %s", ErrLSNOrder, key.Describe(), at, l.start, maxLSN)
 	}
-	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(encoded)))
-	off, err := l.file.Append(hdr[:])
+	off, err := l.file.Append(encoded)
 	if err != nil {
 		return err
 	}
-	if _, err := l.file.Append(encoded); err != nil {
-		return err
-	}
-	v := version{lsn: at, off: off + 4, n: uint32(len(encoded)), willInit: value.WillInit(encoded)}
+	v := version{lsn: at, off: off, n: uint32(len(encoded)), willInit: value.WillInit(encoded)}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	vs := l.index[key]
-	if n := len(vs); n > 0 && vs[n-1].lsn == at {
+	kv := l.index[key]
+	switch {
+	case kv == nil:
+		kv = &versions{first: [1]version{v}}
+		kv.vs = kv.first[:]
+		l.index[key] = kv
+		l.entries++
+	case kv.vs[len(kv.vs)-1].lsn == at:
 		// Readers hold snapshots of the slice without the lock: replace by
 		// copy so that no element they may read changes under them.
+		n := len(kv.vs)
 		repl := make([]version, n, n+1)
-		copy(repl, vs)
+		copy(repl, kv.vs)
 		repl[n-1] = v
-		l.index[key] = repl
-	} else {
-		l.index[key] = append(vs, v)
+		kv.vs = repl
+	default:
+		kv.vs = append(kv.vs, v)
 		l.entries++
 	}
 	l.maxLSN = at
@@ -148,11 +157,7 @@ type Visitor func(at lsn.LSN, val []byte) (stop bool, err error)
 // and the LSN of the oldest version visited. buf is scratch space for the
 // values (grown as needed) and is returned for reuse.
 func (l *Layer) Get(ctx context.Context, key keyspace.Key, upto lsn.LSN, buf []byte, visit Visitor) (complete bool, oldest lsn.LSN, _ []byte, err error) {
-	l.mu.RLock()
-	vs := l.index[key]
-	// Versions are append-only: copying the slice header is a stable
-	// snapshot even while Put appends.
-	l.mu.RUnlock()
+	vs := l.versionsOf(key)
 	i := newestAtOrBelow(vs, upto)
 	for ; i >= 0; i-- {
 		if err := ctx.Err(); err != nil {
@@ -178,6 +183,18 @@ func (l *Layer) Get(ctx context.Context, key keyspace.Key, upto lsn.LSN, buf []b
 	return false, oldest, buf, nil
 }
 
+// versionsOf returns a snapshot of key's versions. Versions are append-only:
+// copying the slice header under the lock is a stable snapshot even while
+// Put appends.
+func (l *Layer) versionsOf(key keyspace.Key) []version {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if kv := l.index[key]; kv != nil {
+		return kv.vs
+	}
+	return nil
+}
+
 // newestAtOrBelow returns the index of the newest version with lsn ≤ upto, or -1.
 func newestAtOrBelow(vs []version, upto lsn.LSN) int {
 	lo, hi := 0, len(vs)
@@ -195,9 +212,7 @@ func newestAtOrBelow(vs []version, upto lsn.LSN) int {
 // LastLSN returns the LSN of the newest version of key at or below upto,
 // and whether there is one. The page cache's inexact-LSN lookups use it.
 func (l *Layer) LastLSN(key keyspace.Key, upto lsn.LSN) (lsn.LSN, bool) {
-	l.mu.RLock()
-	vs := l.index[key]
-	l.mu.RUnlock()
+	vs := l.versionsOf(key)
 	if i := newestAtOrBelow(vs, upto); i >= 0 {
 		return vs[i].lsn, true
 	}
@@ -221,10 +236,7 @@ func (l *Layer) Keys() []keyspace.Key {
 func (l *Layer) Iterate(ctx context.Context, fn func(key keyspace.Key, at lsn.LSN, val []byte) error) error {
 	var buf []byte
 	for _, k := range l.Keys() {
-		l.mu.RLock()
-		vs := l.index[k]
-		l.mu.RUnlock()
-		for _, v := range vs {
+		for _, v := range l.versionsOf(k) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
