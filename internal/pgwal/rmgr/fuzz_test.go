@@ -39,3 +39,38 @@ func FuzzDecode(f *testing.F) {
 		_ = Describe(b)
 	})
 }
+
+// FuzzHeapVMClear checks that HeapVMClear agrees with Decode followed by
+// VMClearer.VMClear on every Heap record: same bits, same failures.
+func FuzzHeapVMClear(f *testing.F) {
+	for _, v := range loadVectors(f) {
+		if v.id == Heap {
+			f.Add(v.info, v.data)
+		}
+	}
+	f.Add(InfoHeapInsert, []byte{1, 0, 1})
+	f.Add(InfoHeapUpdate, []byte{0, 0, 0, 0, 1, 0, 0, 3, 0, 0, 0, 0, 2, 0})
+	f.Add(InfoHeapLock, []byte{0, 0, 0, 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, info uint8, data []byte) {
+		newBits, oldBits, ok, err := HeapVMClear(info, data)
+		b, derr := Decode(Heap, info, data)
+		c, isClearer := b.(VMClearer)
+		switch {
+		case !ok:
+			if isClearer {
+				t.Fatalf("HeapVMClear skipped %T", b)
+			}
+		case derr != nil || err != nil:
+			if derr == nil || err == nil || err.Error() != derr.Error() {
+				t.Fatalf("HeapVMClear error %v, Decode error %v", err, derr)
+			}
+		case !isClearer:
+			t.Fatalf("HeapVMClear handled %T, which is no VMClearer", b)
+		default:
+			wantNew, wantOld := c.VMClear()
+			if newBits != wantNew || oldBits != wantOld {
+				t.Fatalf("HeapVMClear = %#x, %#x; Decode+VMClear = %#x, %#x", newBits, oldBits, wantNew, wantOld)
+			}
+		}
+	})
+}

@@ -328,31 +328,19 @@ func decodeHeap(info uint8, data []byte) (Body, error) {
 	switch op {
 	case InfoHeapInsert:
 		h := &HeapInsert{InitPage: initPage}
-		h.OffNum = c.u16("offnum")
-		h.Flags = c.u8("flags")
+		h.read(c)
 		b = h
 	case InfoHeapDelete:
 		h := &HeapDelete{}
-		h.Xmax = c.u32("xmax")
-		h.OffNum = c.u16("offnum")
-		h.InfobitsSet = c.u8("infobits_set")
-		h.Flags = c.u8("flags")
+		h.read(c)
 		b = h
 	case InfoHeapUpdate, InfoHeapHotUpdate:
 		h := &HeapUpdate{Hot: op == InfoHeapHotUpdate, InitPage: initPage}
-		h.OldXmax = c.u32("old_xmax")
-		h.OldOffNum = c.u16("old_offnum")
-		h.OldInfobitsSet = c.u8("old_infobits_set")
-		h.Flags = c.u8("flags")
-		h.NewXmax = c.u32("new_xmax")
-		h.NewOffNum = c.u16("new_offnum")
+		h.read(c)
 		b = h
 	case InfoHeapLock:
 		h := &HeapLock{}
-		h.LockingXid = c.u32("locking_xid")
-		h.OffNum = c.u16("offnum")
-		h.InfobitsSet = c.u8("infobits_set")
-		h.Flags = c.u8("flags")
+		h.read(c)
 		b = h
 	default:
 		return nil, nil
@@ -361,6 +349,66 @@ func decodeHeap(info uint8, data []byte) (Body, error) {
 		return nil, c.err
 	}
 	return b, nil
+}
+
+func (h *HeapInsert) read(c *cursor) {
+	h.OffNum = c.u16("offnum")
+	h.Flags = c.u8("flags")
+}
+
+func (h *HeapDelete) read(c *cursor) {
+	h.Xmax = c.u32("xmax")
+	h.OffNum = c.u16("offnum")
+	h.InfobitsSet = c.u8("infobits_set")
+	h.Flags = c.u8("flags")
+}
+
+func (h *HeapUpdate) read(c *cursor) {
+	h.OldXmax = c.u32("old_xmax")
+	h.OldOffNum = c.u16("old_offnum")
+	h.OldInfobitsSet = c.u8("old_infobits_set")
+	h.Flags = c.u8("flags")
+	h.NewXmax = c.u32("new_xmax")
+	h.NewOffNum = c.u16("new_offnum")
+}
+
+func (h *HeapLock) read(c *cursor) {
+	h.LockingXid = c.u32("locking_xid")
+	h.OffNum = c.u16("offnum")
+	h.InfobitsSet = c.u8("infobits_set")
+	h.Flags = c.u8("flags")
+}
+
+// HeapVMClear is, for a Heap INSERT, DELETE, UPDATE, HOT_UPDATE or LOCK
+// record, Decode followed by VMClearer.VMClear, without allocating the Body
+// (these records are most of a write-heavy WAL stream): the same fields are
+// read and fail the same way. ok is false for other Heap records.
+func HeapVMClear(info uint8, data []byte) (block0Bits, oldPageBits uint8, ok bool, err error) {
+	c := cursor{id: Heap, info: info, b: data}
+	switch op := info & HeapOpMask; op {
+	case InfoHeapInsert:
+		var h HeapInsert
+		h.read(&c)
+		block0Bits, oldPageBits = h.VMClear()
+	case InfoHeapDelete:
+		var h HeapDelete
+		h.read(&c)
+		block0Bits, oldPageBits = h.VMClear()
+	case InfoHeapUpdate, InfoHeapHotUpdate:
+		var h HeapUpdate
+		h.read(&c)
+		block0Bits, oldPageBits = h.VMClear()
+	case InfoHeapLock:
+		var h HeapLock
+		h.read(&c)
+		block0Bits, oldPageBits = h.VMClear()
+	default:
+		return 0, 0, false, nil
+	}
+	if c.err != nil {
+		return 0, 0, true, c.err
+	}
+	return block0Bits, oldPageBits, true, nil
 }
 
 func decodeHeap2(info uint8, data []byte) (Body, error) {
