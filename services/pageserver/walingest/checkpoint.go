@@ -59,6 +59,7 @@ func (in *Ingester) observeXid(xid uint32) {
 	}
 	in.cp.NextXid = epoch<<32 | uint64(next)
 	in.cpDirty = true
+	in.metaDirty = true
 }
 
 // mergeCheckpoint folds a checkpoint record into the stored checkpoint the
@@ -119,6 +120,7 @@ func (in *Ingester) mergeCheckpoint(ctx context.Context, rec rmgr.CheckPoint, sh
 	// Every checkpoint record is stored, changed or not, so that the stored
 	// value shows the latest one.
 	in.cpDirty = true
+	in.metaDirty = true
 	return nil
 }
 

@@ -46,6 +46,13 @@ type Ingester struct {
 
 	failed error
 	stats  Stats
+
+	// valueBuf is reused for the values of block references (Store.Put
+	// copies what it keeps): no allocation per block.
+	valueBuf []byte
+	// metaDirty is set with any dirty mark that flush writes out: most
+	// records change no metadata, and flush then costs one test.
+	metaDirty bool
 }
 
 // Stats counts what the Ingester stored.
@@ -159,8 +166,7 @@ func (in *Ingester) blocks(ctx context.Context, rec *pgwal.DecodedRecord) error 
 		if isFPI && blk.HasImage() && blk.ApplyImage() {
 			// As xlog_redo for XLOG_FPI: restore the image, then set the
 			// page LSN to the record's end unless the page is new.
-			v = make([]byte, 0, 2+pgtypes.BLCKSZ)
-			v = value.AppendImage(v, make([]byte, pgtypes.BLCKSZ))
+			v = value.AppendImage(in.valueBuf[:0], zeroPage[:])
 			page := v[len(v)-pgtypes.BLCKSZ:]
 			if err := blk.RestorePage(page); err != nil {
 				return fmt.Errorf("%w: restoring image of %s: %v", ErrCorrupt, tag, err)
@@ -170,9 +176,10 @@ func (in *Ingester) blocks(ctx context.Context, rec *pgwal.DecodedRecord) error 
 			}
 			in.stats.Images++
 		} else {
-			v = value.AppendRecord(make([]byte, 0, 10+len(rec.Raw)), rec.LSN, blk.WillInit() || blk.ApplyImage(), rec.Raw)
+			v = value.AppendRecord(in.valueBuf[:0], rec.LSN, blk.WillInit() || blk.ApplyImage(), rec.Raw)
 			in.stats.BlockRecords++
 		}
+		in.valueBuf = v
 		if err := in.store.Put(ctx, key, rec.EndLSN, v); err != nil {
 			return err
 		}
@@ -211,18 +218,24 @@ func (in *Ingester) extend(ctx context.Context, rel pgtypes.RelTag, blkno uint32
 
 func (in *Ingester) putZeroPage(ctx context.Context, key keyspace.Key, at lsn.LSN) error {
 	in.stats.Images++
-	return in.store.Put(ctx, key, at, value.AppendImage(make([]byte, 0, 2+pgtypes.BLCKSZ), make([]byte, pgtypes.BLCKSZ)))
+	in.valueBuf = value.AppendImage(in.valueBuf[:0], zeroPage[:])
+	return in.store.Put(ctx, key, at, in.valueBuf)
 }
 
 func (in *Ingester) putNative(ctx context.Context, key keyspace.Key, at lsn.LSN, subtype uint8, payload []byte) error {
 	in.stats.NativeRecords++
-	return in.store.Put(ctx, key, at, value.AppendNative(make([]byte, 0, 2+len(payload)), subtype, payload))
+	in.valueBuf = value.AppendNative(in.valueBuf[:0], subtype, payload)
+	return in.store.Put(ctx, key, at, in.valueBuf)
 }
 
 func (in *Ingester) putMeta(ctx context.Context, key keyspace.Key, at lsn.LSN, image []byte) error {
 	in.stats.MetadataPuts++
-	return in.store.Put(ctx, key, at, value.AppendImage(make([]byte, 0, 2+len(image)), image))
+	in.valueBuf = value.AppendImage(in.valueBuf[:0], image)
+	return in.store.Put(ctx, key, at, in.valueBuf)
 }
+
+// zeroPage is the image of a new (all-zero) page; never modified.
+var zeroPage [pgtypes.BLCKSZ]byte
 
 // latest wraps Store.Latest: found reports whether the key has a value.
 func (in *Ingester) latest(ctx context.Context, key keyspace.Key) (b []byte, found bool, err error) {
@@ -309,6 +322,7 @@ func (in *Ingester) relSize(ctx context.Context, rel pgtypes.RelTag) (uint32, er
 func (in *Ingester) setRelSize(rel pgtypes.RelTag, n uint32) {
 	in.relSizes[rel] = n
 	in.dirtySizes[rel] = struct{}{}
+	in.metaDirty = true
 }
 
 // createRel adds rel to its database's relation directory with size 0,
@@ -323,6 +337,7 @@ func (in *Ingester) createRel(ctx context.Context, rel pgtypes.RelTag) error {
 	}
 	d.rels[RelDirEntry{RelNode: rel.RelNode, Fork: rel.ForkNum}] = struct{}{}
 	d.dirty = true
+	in.metaDirty = true
 	in.setRelSize(rel, 0)
 	in.stats.RelsCreated++
 	return nil
@@ -341,6 +356,7 @@ func (in *Ingester) ensureDb(ctx context.Context, db DbDirEntry, hasRelmap bool)
 	}
 	dbs[db] = hasRelmap
 	in.dbDirDirty = true
+	in.metaDirty = true
 	if !ok {
 		// A new database starts with an empty relation directory, stored so
 		// that readers can tell "no relations" from "unknown".
@@ -349,6 +365,7 @@ func (in *Ingester) ensureDb(ctx context.Context, db DbDirEntry, hasRelmap bool)
 			return err
 		}
 		d.dirty = true
+		in.metaDirty = true
 	}
 	return nil
 }
@@ -365,6 +382,7 @@ func (in *Ingester) dropRelFile(ctx context.Context, node pgtypes.RelFileNode) e
 		if _, ok := d.rels[e]; ok {
 			delete(d.rels, e)
 			d.dirty = true
+			in.metaDirty = true
 			in.stats.RelsDropped++
 		}
 		tag := node.Tag(fork)
@@ -442,10 +460,12 @@ func (in *Ingester) extendSlru(ctx context.Context, kind keyspace.SlruKind, page
 	if _, ok := d.segs[seg.segno]; !ok {
 		d.segs[seg.segno] = struct{}{}
 		d.dirty = true
+		in.metaDirty = true
 	}
 	if blk := pageno % slruPagesPerSegment; blk >= n {
 		in.slruSizes[seg] = blk + 1
 		in.dirtySlruSizes[seg] = struct{}{}
+		in.metaDirty = true
 	}
 	return nil
 }
@@ -454,6 +474,7 @@ func (in *Ingester) dropSlruSegment(kind keyspace.SlruKind, segno uint32) {
 	d := in.slruDirs[kind]
 	delete(d.segs, segno)
 	d.dirty = true
+	in.metaDirty = true
 	delete(in.slruSizes, slruSeg{kind, segno})
 	delete(in.dirtySlruSizes, slruSeg{kind, segno})
 }
@@ -493,6 +514,10 @@ func (in *Ingester) loadTwoPhase(ctx context.Context) (map[uint32]struct{}, erro
 
 // flush writes the metadata the record changed, at its end LSN.
 func (in *Ingester) flush(ctx context.Context, at lsn.LSN) error {
+	if !in.metaDirty {
+		return nil
+	}
+	in.metaDirty = false
 	for rel := range in.dirtySizes {
 		if err := in.putMeta(ctx, keyspace.RelSize(rel), at, EncodeRelSize(in.relSizes[rel])); err != nil {
 			return err

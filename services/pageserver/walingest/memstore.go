@@ -1,6 +1,7 @@
 package walingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,7 +49,7 @@ func (m *MemStore) Put(_ context.Context, key keyspace.Key, at lsn.LSN, encoded 
 	if n := len(vs); n > 0 && vs[n-1].LSN >= at {
 		return fmt.Errorf("walingest: memstore: %s put at %s after a version at %s", key.Describe(), at, vs[n-1].LSN)
 	}
-	m.versions[key] = append(vs, Version{LSN: at, Encoded: encoded})
+	m.versions[key] = append(vs, Version{LSN: at, Encoded: bytes.Clone(encoded)})
 	m.bytes += len(encoded)
 	return nil
 }

@@ -44,6 +44,16 @@ func (in *Ingester) special(ctx context.Context, rec *pgwal.DecodedRecord) error
 			return nil
 		}
 	}
+	if rec.RmID == rmgr.Heap {
+		// The common case of a write-heavy stream: no Body allocated.
+		newBits, oldBits, ok, err := rmgr.HeapVMClear(rec.Info, rec.MainData)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if ok {
+			return in.clearVM(ctx, rec, newBits, oldBits, rec.EndLSN)
+		}
+	}
 	body, err := rmgr.Decode(rec.RmID, rec.Info, rec.MainData)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -57,12 +67,14 @@ func (in *Ingester) special(ctx context.Context, rec *pgwal.DecodedRecord) error
 		if in.cp.NextOid != b.NextOid {
 			in.cp.NextOid = b.NextOid
 			in.cpDirty = true
+			in.metaDirty = true
 		}
 	case *rmgr.ParameterChange:
 		return in.parameterChange(ctx, b, end)
 	case *rmgr.EndOfRecovery:
 		in.cp.ThisTimeLineID, in.cp.PrevTimeLineID = b.ThisTimeLineID, b.PrevTimeLineID
 		in.cpDirty = true
+		in.metaDirty = true
 
 	// Storage
 	case *rmgr.SmgrCreate:
@@ -127,6 +139,7 @@ func (in *Ingester) special(ctx context.Context, rec *pgwal.DecodedRecord) error
 		if in.cp.OldestActiveXid != b.OldestRunningXid {
 			in.cp.OldestActiveXid = b.OldestRunningXid
 			in.cpDirty = true
+			in.metaDirty = true
 		}
 		if b.NextXid > firstNormalXid {
 			in.observeXid(b.NextXid - 1)
@@ -134,7 +147,8 @@ func (in *Ingester) special(ctx context.Context, rec *pgwal.DecodedRecord) error
 
 	// Heap and Heap2
 	case rmgr.VMClearer:
-		return in.clearVM(ctx, rec, b, end)
+		newBits, oldBits := b.VMClear()
+		return in.clearVM(ctx, rec, newBits, oldBits, end)
 	}
 	return nil
 }
@@ -326,6 +340,7 @@ func (in *Ingester) dropDatabase(ctx context.Context, b *rmgr.DBDrop) error {
 		if _, ok := dbs[db]; ok {
 			delete(dbs, db)
 			in.dbDirDirty = true
+			in.metaDirty = true
 		}
 		d, err := in.loadRelDir(ctx, db)
 		if err != nil {
@@ -335,6 +350,7 @@ func (in *Ingester) dropDatabase(ctx context.Context, b *rmgr.DBDrop) error {
 			in.stats.RelsDropped += uint64(len(d.rels))
 			clear(d.rels)
 			d.dirty = true
+			in.metaDirty = true
 		}
 		for rel := range in.relSizes {
 			if rel.SpcNode == spc && rel.DbNode == b.DbID {
@@ -393,6 +409,7 @@ func (in *Ingester) xactCompletion(ctx context.Context, rec *pgwal.DecodedRecord
 		if _, ok := tp[xid]; ok {
 			delete(tp, xid)
 			in.twoPhaseDirty = true
+			in.metaDirty = true
 		}
 	}
 	return nil
@@ -418,6 +435,7 @@ func (in *Ingester) prepare(ctx context.Context, rec *pgwal.DecodedRecord, b *rm
 	}
 	tp[b.Xid] = struct{}{}
 	in.twoPhaseDirty = true
+	in.metaDirty = true
 	return nil
 }
 
@@ -426,6 +444,7 @@ func (in *Ingester) prepare(ctx context.Context, rec *pgwal.DecodedRecord, b *rm
 func (in *Ingester) clogTruncate(ctx context.Context, b *rmgr.ClogTruncate) error {
 	in.cp.OldestXid, in.cp.OldestXidDB = b.OldestXact, b.OldestXactDb
 	in.cpDirty = true
+	in.metaDirty = true
 	d, err := in.loadSlruDir(ctx, keyspace.SlruClog)
 	if err != nil {
 		return err
@@ -526,10 +545,12 @@ func (in *Ingester) multiXactCreate(ctx context.Context, rec *pgwal.DecodedRecor
 	if multiPrecedes(in.cp.NextMulti, next) {
 		in.cp.NextMulti = next
 		in.cpDirty = true
+		in.metaDirty = true
 	}
 	if multiPrecedes(in.cp.NextMultiOffset, nextOffset) {
 		in.cp.NextMultiOffset = nextOffset
 		in.cpDirty = true
+		in.metaDirty = true
 	}
 	return nil
 }
@@ -540,6 +561,7 @@ func (in *Ingester) multiXactCreate(ctx context.Context, rec *pgwal.DecodedRecor
 func (in *Ingester) multiXactTruncate(ctx context.Context, b *rmgr.MultiXactTruncate) error {
 	in.cp.OldestMulti, in.cp.OldestMultiDB = b.EndTruncOff, b.OldestMultiDB
 	in.cpDirty = true
+	in.metaDirty = true
 
 	mem, err := in.loadSlruDir(ctx, keyspace.SlruMultiXactMembers)
 	if err != nil {
@@ -581,11 +603,11 @@ func inCircularRange(v, start, end uint32) bool {
 
 // clearVM emits ClearVisibilityMapFlags for the heap pages whose
 // all-visible/all-frozen bits the record clears (heap_xlog_insert & co. call
-// visibilitymap_clear); the VM page is not a block reference of these
-// records. A VM page beyond the VM fork's size is skipped, as redo would
-// find no page to clear.
-func (in *Ingester) clearVM(ctx context.Context, rec *pgwal.DecodedRecord, c rmgr.VMClearer, at lsn.LSN) error {
-	newBits, oldBits := c.VMClear()
+// visibilitymap_clear): newBits on block 0's page, oldBits on the old
+// tuple's page (rmgr.VMClearer). The VM page is not a block reference of
+// these records. A VM page beyond the VM fork's size is skipped, as redo
+// would find no page to clear.
+func (in *Ingester) clearVM(ctx context.Context, rec *pgwal.DecodedRecord, newBits, oldBits uint8, at lsn.LSN) error {
 	if newBits == 0 && oldBits == 0 {
 		return nil
 	}

@@ -19,7 +19,8 @@ type Store interface {
 	// Put stores encoded (a package value encoding) for key at lsn, the END
 	// LSN of the record that produced it: a read at X sees the records that
 	// end at or before X (Neon's convention). The Ingester never puts the
-	// same key twice at one LSN and hands over ownership of encoded.
+	// same key twice at one LSN. encoded is valid only during the call (the
+	// Ingester reuses its buffer): a store keeps a copy.
 	Put(ctx context.Context, key keyspace.Key, at lsn.LSN, encoded []byte) error
 }
 
