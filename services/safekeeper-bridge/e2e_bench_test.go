@@ -164,6 +164,7 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 		primary.Exec(b, "postgres", "INSERT INTO lag_marker VALUES (now())")
 		segStart := from - from%lsn.LSN(16<<20)
 
+		var recvCPU, bridgeCPU cpuUse
 		receive := func(slot string, synchronous bool) float64 {
 			dir := filepath.Join(filepath.Dir(primary.DataDir), slot)
 			require.NoError(b, os.Mkdir(dir, 0o700))
@@ -175,14 +176,20 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 				args = append(args, "--synchronous")
 			}
 			start := time.Now()
+			primaryBefore, childrenBefore := primaryCPU(primary.DataDir), waitedChildrenCPU()
 			out, err := primary.Run(ctx, "pg_receivewal", args...)
 			dur := time.Since(start)
 			require.NoError(b, err, string(out))
+			if !synchronous {
+				recvCPU = cpuUse{wall: dur, primary: primaryCPU(primary.DataDir) - primaryBefore, client: waitedChildrenCPU() - childrenBefore}
+			}
 			return float64(end.Sub(segStart)) / 1e6 / dur.Seconds()
 		}
 		var bridgeDur, spooledAt time.Duration
 		runBridge := func() {
 			start := time.Now()
+			primaryBefore := primaryCPU(primary.DataDir)
+			bridgeBefore, pageserverBefore := processCPU(s.pid("safekeeper-bridge")), processCPU(s.pid("pageserver"))
 			s.signal("safekeeper-bridge", syscall.SIGCONT)
 			stopped = false
 			for {
@@ -200,6 +207,8 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 				time.Sleep(5 * time.Millisecond)
 			}
 			bridgeDur = time.Since(start)
+			bridgeCPU = cpuUse{wall: bridgeDur, primary: primaryCPU(primary.DataDir) - primaryBefore,
+				client: processCPU(s.pid("safekeeper-bridge")) - bridgeBefore, pageserver: processCPU(s.pid("pageserver")) - pageserverBefore}
 		}
 		var recvRate, syncRate float64
 		order := "receivewal, receivewal --synchronous, bridge"
@@ -228,6 +237,12 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 			round+1, order, bridgeFrom, end, float64(end.Sub(segStart))/1e6, recvRate, syncRate,
 			float64(end.Sub(bridgeFrom))/1e6, bridgeDur.Round(time.Millisecond), bridgeRate, 100*bridgeRate/recvRate, 100*bridgeRate/syncRate,
 			spooledAt.Round(time.Millisecond), spoolRate)
+		b.Logf("round %d CPU seconds per 100 MB of WAL (wall time × 2 cores is the budget): pg_receivewal: primary %.2f + pg_receivewal %.2f = %.2f in %.2f wall; bridge: primary %.2f + bridge %.2f + pageserver %.2f = %.2f in %.2f wall",
+			round+1, recvCPU.per100MB(recvCPU.primary, end.Sub(segStart)), recvCPU.per100MB(recvCPU.client, end.Sub(segStart)),
+			recvCPU.per100MB(recvCPU.primary+recvCPU.client, end.Sub(segStart)), recvCPU.per100MB(recvCPU.wall, end.Sub(segStart)),
+			bridgeCPU.per100MB(bridgeCPU.primary, end.Sub(bridgeFrom)), bridgeCPU.per100MB(bridgeCPU.client, end.Sub(bridgeFrom)),
+			bridgeCPU.per100MB(bridgeCPU.pageserver, end.Sub(bridgeFrom)),
+			bridgeCPU.per100MB(bridgeCPU.primary+bridgeCPU.client+bridgeCPU.pageserver, end.Sub(bridgeFrom)), bridgeCPU.per100MB(bridgeCPU.wall, end.Sub(bridgeFrom)))
 		ratios = append(ratios, bridgeRate/recvRate)
 		syncRatios = append(syncRatios, bridgeRate/syncRate)
 		recvRates = append(recvRates, recvRate)
@@ -241,6 +256,22 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 	b.ReportMetric(median(bridgeRates), "bridge-MB/s")
 	b.ReportMetric(100*median(ratios), "bridge-%-of-receivewal")
 	b.ReportMetric(100*median(syncRatios), "bridge-%-of-receivewal-sync")
+}
+
+// cpuUse is the wall time of one transfer and the CPU time the processes
+// involved used meanwhile (from /proc, 10 ms resolution): the primary (all
+// its processes: the walsender does the sending), the client (pg_receivewal
+// or the bridge) and the pageserver.
+type cpuUse struct {
+	wall, primary, client, pageserver time.Duration
+}
+
+// per100MB scales d to seconds per 100 MB of WAL out of walBytes.
+func (cpuUse) per100MB(d time.Duration, walBytes uint64) float64 {
+	if walBytes == 0 {
+		return 0
+	}
+	return d.Seconds() * 100e6 / float64(walBytes)
 }
 
 // median of xs (not modified); 0 for none.
