@@ -515,7 +515,7 @@ func (b *builder) relation(as, from pgtypes.RelTag) error {
 					return err
 				}
 			}
-			if err := b.src.Page(b.ctx, from, blk, b.at, b.page); err != nil {
+			if err := b.src.Block(b.ctx, from, blk, b.at, b.page); err != nil {
 				return fmt.Errorf("%w: block %d of %s: %w", ErrSource, blk, from, err)
 			}
 			if _, err := b.tw.Write(b.page); err != nil {

@@ -66,7 +66,7 @@ func (s *memSource) RelSize(_ context.Context, rel pgtypes.RelTag, _ lsn.LSN) (u
 	}
 	return n, nil
 }
-func (s *memSource) Page(_ context.Context, rel pgtypes.RelTag, blk uint32, _ lsn.LSN, dst []byte) error {
+func (s *memSource) Block(_ context.Context, rel pgtypes.RelTag, blk uint32, _ lsn.LSN, dst []byte) error {
 	s.pages++
 	if s.onPage != nil {
 		s.onPage(s.pages)

@@ -98,7 +98,7 @@ func (s *dirSource) RelSize(_ context.Context, rel pgtypes.RelTag, _ lsn.LSN) (u
 	}
 }
 
-func (s *dirSource) Page(_ context.Context, rel pgtypes.RelTag, blkno uint32, _ lsn.LSN, dst []byte) error {
+func (s *dirSource) Block(_ context.Context, rel pgtypes.RelTag, blkno uint32, _ lsn.LSN, dst []byte) error {
 	s.pages++
 	path := filepath.Join(s.dir, rel.SegmentPath(blkno/pgtypes.RelSegSize))
 	if path != s.openPath {

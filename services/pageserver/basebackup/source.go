@@ -29,8 +29,10 @@ type Source interface {
 	Relations(ctx context.Context, at lsn.LSN) ([]pgtypes.RelTag, error)
 	// RelSize is the fork's size in blocks at at.
 	RelSize(ctx context.Context, rel pgtypes.RelTag, at lsn.LSN) (uint32, error)
-	// Page materializes block blkno of rel at at into dst (BLCKSZ bytes).
-	Page(ctx context.Context, rel pgtypes.RelTag, blkno uint32, at lsn.LSN, dst []byte) error
+	// Block materializes block blkno of rel at at into dst (BLCKSZ bytes).
+	// blkno is below RelSize(rel, at): the caller checked it, so the source
+	// need not look the relation up again for every block.
+	Block(ctx context.Context, rel pgtypes.RelTag, blkno uint32, at lsn.LSN, dst []byte) error
 	// RelMapFile is the 512-byte pg_filenode.map of (spc, db).
 	RelMapFile(ctx context.Context, spc, db pgtypes.Oid, at lsn.LSN) ([]byte, error)
 	// SlruSegments lists the segment numbers of an SLRU that exist at at.

@@ -99,6 +99,13 @@ func (r *Reader) Page(ctx context.Context, rel pgtypes.RelTag, blkno uint32, at 
 		clear(dst[:pgtypes.BLCKSZ])
 		return nil
 	}
+	return r.Block(ctx, rel, blkno, at, dst)
+}
+
+// Block implements basebackup.Source: block blkno of rel at at, which the
+// caller knows to be below the relation's size (no directory or size
+// lookups).
+func (r *Reader) Block(ctx context.Context, rel pgtypes.RelTag, blkno uint32, at lsn.LSN, dst []byte) error {
 	v, err := r.tl.Get(ctx, keyspace.RelBlock(rel, blkno), at, dst[:0])
 	if err != nil {
 		return err
