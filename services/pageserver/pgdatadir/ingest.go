@@ -59,9 +59,14 @@ func (s *store) Put(_ context.Context, key keyspace.Key, at lsn.LSN, encoded []b
 }
 
 func (s *store) PageAt(ctx context.Context, key keyspace.Key, at lsn.LSN) ([]byte, error) {
-	if s.mod != nil && at >= s.end {
-		v, err := s.mod.Get(ctx, key)
-		return append([]byte(nil), v...), err
+	if s.mod != nil {
+		if at >= s.end {
+			v, err := s.mod.Get(ctx, key)
+			return append([]byte(nil), v...), err
+		}
+		// Records of the current batch up to at are stored but not yet
+		// published: read them without waiting for last_record_lsn.
+		return s.mod.GetAt(ctx, key, at)
 	}
 	return s.tl.Get(ctx, key, at, nil)
 }

@@ -341,6 +341,17 @@ func (m *Modification) Get(ctx context.Context, key keyspace.Key) ([]byte, error
 	return v, err
 }
 
+// GetAt reads key as of at, at or before the record's end, without waiting
+// for last_record_lsn: inside an IngestBatch the earlier records of the
+// batch are stored but not yet published, and the reader is the ingest
+// itself (CREATE DATABASE copying its template as of the record's start).
+func (m *Modification) GetAt(ctx context.Context, key keyspace.Key, at lsn.LSN) ([]byte, error) {
+	if at > m.end {
+		return nil, fmt.Errorf("%w: read at %s inside the record ending at %s", ErrLSNOutOfRange, at, m.end)
+	}
+	return m.t.reconstruct(ctx, key, at, nil, false)
+}
+
 // IngestRecord runs fn to store the values of the WAL record [start, end),
 // then advances last_record_lsn to end (and prev_record_lsn to start). Only
 // whole records become visible. A failure breaks the timeline: WAL must be
