@@ -51,6 +51,11 @@ type Layer struct {
 	frozen  bool
 	maxLSN  lsn.LSN // newest LSN put
 	entries int
+	// The key of the last put and its versions: consecutive records often
+	// change the same page (a bulk INSERT fills one heap page after the
+	// other), and then Put needs no map lookup.
+	lastKey      keyspace.Key
+	lastVersions *versions
 }
 
 // New returns an open layer starting at start, writing to file.
@@ -109,7 +114,10 @@ func (l *Layer) Put(key keyspace.Key, at lsn.LSN, encoded []byte) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	kv := l.index[key]
+	kv := l.lastVersions
+	if kv == nil || l.lastKey != key {
+		kv = l.index[key]
+	}
 	switch {
 	case kv == nil:
 		kv = &versions{first: [1]version{v}}
@@ -128,6 +136,7 @@ func (l *Layer) Put(key keyspace.Key, at lsn.LSN, encoded []byte) error {
 		kv.vs = append(kv.vs, v)
 		l.entries++
 	}
+	l.lastKey, l.lastVersions = key, kv
 	l.maxLSN = at
 	return nil
 }
@@ -235,13 +244,14 @@ func (l *Layer) Keys() []keyspace.Key {
 // delta layer file is written in. val is only valid during the call.
 func (l *Layer) Iterate(ctx context.Context, fn func(key keyspace.Key, at lsn.LSN, val []byte) error) error {
 	var buf []byte
+	rd := l.file.NewBlockReader()
 	for _, k := range l.Keys() {
 		for _, v := range l.versionsOf(k) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			buf = slices.Grow(buf[:0], int(v.n))[:v.n]
-			if err := l.file.ReadAt(buf, v.off); err != nil {
+			if err := rd.ReadAt(buf, v.off); err != nil {
 				return fmt.Errorf("inmemory: reading %s at %s: %w", k.Describe(), v.lsn, err)
 			}
 			if err := fn(k, v.lsn, buf); err != nil {
