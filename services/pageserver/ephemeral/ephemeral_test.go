@@ -64,6 +64,21 @@ func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
 	}
 	err = f.ReadAt(make([]byte, 2), uint64(len(model)-1))
 	require.ErrorIs(t, err, ErrOutOfRange)
+
+	// A BlockReader, in append order and in random order.
+	rd := f.NewBlockReader()
+	for _, order := range [][]int{nil, r.Perm(len(offs))} {
+		for k := range offs {
+			i := k
+			if order != nil {
+				i = order[k]
+			}
+			got := make([]byte, lens[i])
+			require.NoError(t, rd.ReadAt(got, offs[i]))
+			require.True(t, bytes.Equal(model[offs[i]:offs[i]+uint64(lens[i])], got), "value %d through a BlockReader", i)
+		}
+	}
+	require.ErrorIs(t, rd.ReadAt(make([]byte, 2), uint64(len(model)-1)), ErrOutOfRange)
 }
 
 func TestConcurrentReadersDuringAppends(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/stratadb/strata/internal/durable"
 	"github.com/stratadb/strata/internal/ids"
@@ -293,6 +294,15 @@ func (d *DeltaWriter) Put(key keyspace.Key, l lsn.LSN, value []byte) error {
 			ErrOutOfOrder, key, l, w.lastKey, w.lastIKey.lsn())
 	}
 	return w.put(key, ik, value)
+}
+
+// Reserve makes room in the in-memory index for n more entries: a writer
+// that knows its entry count (a flush of an in-memory layer) saves the
+// index's repeated growth and copying.
+func (d *DeltaWriter) Reserve(n int) {
+	if n > 0 {
+		d.w.index = slices.Grow(d.w.index, n)
+	}
 }
 
 // Entries is the number of entries put so far.

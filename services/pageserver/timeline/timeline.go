@@ -529,6 +529,7 @@ func (t *Timeline) writeDelta(ctx context.Context, mem *inmemory.Layer) (*histor
 	if err != nil {
 		return nil, err
 	}
+	w.Reserve(mem.Len())
 	if err := mem.Iterate(ctx, func(k keyspace.Key, at lsn.LSN, val []byte) error { return w.Put(k, at, val) }); err != nil {
 		w.Abort()
 		return nil, err
