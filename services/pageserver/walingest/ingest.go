@@ -190,6 +190,9 @@ func (in *Ingester) blocks(ctx context.Context, rec *pgwal.DecodedRecord) error 
 // extend makes sure rel exists and has at least blkno+1 blocks, filling a
 // gap with zero-page images (PostgreSQL's smgrextend writes zeros there).
 func (in *Ingester) extend(ctx context.Context, rel pgtypes.RelTag, blkno uint32, at lsn.LSN) error {
+	if n, ok := in.relSizes[rel]; ok && blkno < n {
+		return nil // the common case, in one map lookup
+	}
 	exists, err := in.relExists(ctx, rel)
 	if err != nil {
 		return err
