@@ -250,6 +250,42 @@ func TestAttachRealPrimary(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stderr)
 	t.Logf("compact again: %s", r.stdout)
 
+	// More rows after the image, then GC keeping only 8 KiB of history:
+	// the cutoff rises to the image (disk_consistent_lsn), everything
+	// under it goes, and history below the cutoff is refused.
+	primary.Exec(t, "postgres", "INSERT INTO kept SELECT generate_series(2001, 3000)")
+	want, err = lsn.Parse(primary.Query(t, "postgres", "SELECT pg_current_wal_flush_lsn()"))
+	require.NoError(t, err)
+	var before timelineView
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = run(t, "", "timeline", "show", v.TimelineID, "--tenant", v.TenantID, "--stack-dir", dir, "-o", "json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &before))
+		if last, err := lsn.Parse(before.LastRecordLSN); err == nil && last >= want {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "the pageserver never reached %s: %s", want, r.stdout)
+	}
+	r = run(t, "", "timeline", "gc", v.TimelineID, "--tenant", v.TenantID, "--horizon", "8KiB", "--stack-dir", dir, "-o", "json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	t.Logf("gc: %s", r.stdout)
+	var gv struct {
+		GCCutoffLSN   string `json:"gc_cutoff_lsn"`
+		LayersRemoved uint64 `json:"layers_removed"`
+		LayersKept    uint64 `json:"layers_kept"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &gv))
+	cutoff, err := lsn.Parse(gv.GCCutoffLSN)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, cutoff, imageLSN)
+	require.NotZero(t, gv.LayersRemoved, "the import's image lies under the compaction's image")
+	require.Equal(t, before.LayerFileCount, gv.LayersRemoved+gv.LayersKept)
+	r = run(t, "", "timeline", "branch", "--tenant", v.TenantID, "--from", v.TimelineID, "--lsn", before.StartLSN, "--stack-dir", dir)
+	require.NotEqual(t, exitOK, r.code, "a branch below the GC cutoff must be refused")
+	require.Contains(t, r.stderr, "GC cutoff")
+	r = run(t, "", "timeline", "gc", v.TimelineID, "--tenant", v.TenantID, "--horizon", "lots", "--stack-dir", dir)
+	require.Equal(t, exitUsage, r.code, r.stderr)
+
 	r = run(t, "", "boot", "--tenant", v.TenantID, "--timeline", v.TimelineID, "--port", strconv.Itoa(port), "--dir", dataDir, "--stack-dir", dir, "-o", "json")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	t.Cleanup(func() { _ = localstack.StopPostgres(context.Background(), dataDir, "") })
@@ -264,5 +300,5 @@ func TestAttachRealPrimary(t *testing.T) {
 	defer pg.Close(ctx)
 	res, err := pg.Exec(ctx, "SELECT count(*) FROM kept").ReadAll()
 	require.NoError(t, err)
-	require.Equal(t, "2000", string(res[0].Rows[0][0]))
+	require.Equal(t, "3000", string(res[0].Rows[0][0]))
 }

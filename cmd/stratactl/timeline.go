@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratadb/strata/internal/config"
 	pb "github.com/stratadb/strata/proto/gen/strata/pageserver/v1"
 )
 
@@ -74,13 +75,13 @@ func newTimelineCmd() *cobra.Command {
 	var tf timelineFlags
 	cmd := &cobra.Command{
 		Use:   "timeline",
-		Short: "List, show, create, branch, compact and delete a tenant's timelines",
+		Short: "List, show, create, branch, compact, garbage-collect and delete a tenant's timelines",
 		Args:  noArgs,
 	}
 	tf.register(cmd)
 	cmd.PersistentFlags().StringVar(&tf.tenant, "tenant", os.Getenv(envTenant), "tenant id ($"+envTenant+")")
 	cmd.AddCommand(newTimelineListCmd(&tf), newTimelineShowCmd(&tf), newTimelineCreateCmd(&tf),
-		newTimelineBranchCmd(&tf), newTimelineDeleteCmd(&tf), newTimelineCompactCmd(&tf))
+		newTimelineBranchCmd(&tf), newTimelineDeleteCmd(&tf), newTimelineCompactCmd(&tf), newTimelineGCCmd(&tf))
 	return cmd
 }
 
@@ -333,17 +334,16 @@ History is only added, never removed.`,
 					return c.rpcError("compact timeline "+args[0], err)
 				}
 				v := struct {
-					TenantID       string `json:"tenant_id"`
-					TimelineID     string `json:"timeline_id"`
-					ImageLSN       string `json:"image_lsn"`
-					LayersCreated  uint64 `json:"layers_created"`
-					ImageKeys      uint64 `json:"image_keys"`
-					ImageBytes     uint64 `json:"image_bytes"`
-					UnreadableKeys uint64 `json:"unreadable_keys"`
-					SkippedReason  string `json:"skipped_reason,omitempty"`
-					DurationMS     uint64 `json:"duration_ms"`
+					TenantID      string `json:"tenant_id"`
+					TimelineID    string `json:"timeline_id"`
+					ImageLSN      string `json:"image_lsn"`
+					LayersCreated uint64 `json:"layers_created"`
+					ImageKeys     uint64 `json:"image_keys"`
+					ImageBytes    uint64 `json:"image_bytes"`
+					SkippedReason string `json:"skipped_reason,omitempty"`
+					DurationMS    uint64 `json:"duration_ms"`
 				}{tf.tenant, args[0], fmtLSN(resp.GetImageLsn()), resp.GetLayersCreated(), resp.GetImageKeys(), resp.GetImageBytes(),
-					resp.GetUnreadableKeys(), resp.GetSkippedReason(), resp.GetDurationMs()}
+					resp.GetSkippedReason(), resp.GetDurationMs()}
 				return printOutput(cmd, v, func(w io.Writer) error {
 					if v.SkippedReason != "" {
 						_, err := fmt.Fprintf(w, "nothing to do at %s: %s\n", v.ImageLSN, v.SkippedReason)
@@ -351,12 +351,66 @@ History is only added, never removed.`,
 					}
 					_, err := fmt.Fprintf(w, "created %d image layer(s) at %s: %d keys, %d bytes in %d ms\n",
 						v.LayersCreated, v.ImageLSN, v.ImageKeys, v.ImageBytes, v.DurationMS)
-					if err == nil && v.UnreadableKeys > 0 {
-						_, err = fmt.Fprintf(w, "warning: %d key(s) could not be reconstructed and were left out (see the pageserver log)\n", v.UnreadableKeys)
-					}
 					return err
 				})
 			})
 		},
 	}
+}
+
+func newTimelineGCCmd(tf *timelineFlags) *cobra.Command {
+	var horizon string
+	cmd := &cobra.Command{
+		Use:   "gc TIMELINE_ID --tenant TENANT_ID [--horizon 64MiB]",
+		Short: "Garbage-collect a timeline's history older than the horizon (irreversible)",
+		Long: `Garbage-collect a timeline's history older than the horizon.
+
+The timeline's gc_cutoff_lsn rises to last_record_lsn minus the horizon (at most
+disk_consistent_lsn; it never goes down), then the layer files that no read at or
+above the cutoff needs are deleted: those below an image layer that covers them
+(see "timeline compact"). Branch points of the timeline's branches stay readable.
+Reads, fullbackups and new branch points below the cutoff are refused afterwards:
+this is irreversible. Without --horizon the pageserver's gc_horizon applies.`,
+		Args: oneIDArg("timeline"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkID("tenant", tf.tenant, true); err != nil {
+				return err
+			}
+			var h uint64
+			if horizon != "" {
+				b, err := config.ParseByteSize(horizon)
+				if err != nil {
+					return usageErrorf("--horizon: %v", err)
+				}
+				if b == 0 {
+					return usageErrorf("--horizon: must be positive (omit it for the pageserver's gc_horizon)")
+				}
+				h = b.Bytes()
+			}
+			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
+				ctx, cancel := tf.callCtx(cmd.Context())
+				defer cancel()
+				resp, err := mc.RunGc(ctx, &pb.RunGcRequest{Timeline: &pb.TimelineRef{TenantId: tf.tenant, TimelineId: args[0]}, GcHorizonBytes: h})
+				if err != nil {
+					return c.rpcError("gc timeline "+args[0], err)
+				}
+				v := struct {
+					TenantID      string `json:"tenant_id"`
+					TimelineID    string `json:"timeline_id"`
+					GCCutoffLSN   string `json:"gc_cutoff_lsn"`
+					LayersRemoved uint64 `json:"layers_removed"`
+					BytesRemoved  uint64 `json:"bytes_removed"`
+					LayersKept    uint64 `json:"layers_kept"`
+					DurationMS    uint64 `json:"duration_ms"`
+				}{tf.tenant, args[0], fmtLSN(resp.GetGcCutoffLsn()), resp.GetLayersRemoved(), resp.GetBytesRemoved(), resp.GetLayersKept(), resp.GetDurationMs()}
+				return printOutput(cmd, v, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "gc_cutoff_lsn %s: removed %d layer file(s) (%d bytes), %d kept, in %d ms\n",
+						v.GCCutoffLSN, v.LayersRemoved, v.BytesRemoved, v.LayersKept, v.DurationMS)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&horizon, "horizon", "", `WAL history to keep below last_record_lsn, e.g. "64MiB" (default: the pageserver's gc_horizon)`)
+	return cmd
 }

@@ -154,8 +154,39 @@ func TestManagementAPI(t *testing.T) {
 		require.Contains(t, again.SkippedReason, "image layer at or above")
 		_, err = m.Compact(ctx, &pb.CompactRequest{Timeline: &pb.TimelineRef{TenantId: f.tenant, TimelineId: ids.NewTimelineID().String()}})
 		requireCode(t, codes.NotFound, err)
-		_, err = m.RunGc(ctx, &pb.RunGcRequest{Timeline: f.ref()})
-		requireCode(t, codes.Unimplemented, err)
+
+		// GC keeping 1 byte of history: the cutoff rises to
+		// last_record_lsn - 1 (the image at last_record_lsn is above it,
+		// so nothing can go yet; the model and e2e tests remove layers).
+		before, err := m.GetTimeline(ctx, &pb.GetTimelineRequest{Timeline: f.ref()})
+		require.NoError(t, err)
+		gc, err := m.RunGc(ctx, &pb.RunGcRequest{Timeline: f.ref(), GcHorizonBytes: 1})
+		require.NoError(t, err)
+		require.Equal(t, resp.DiskConsistentLsn-1, gc.GcCutoffLsn)
+		require.Equal(t, before.Timeline.LayerFileCount, gc.LayersKept+gc.LayersRemoved)
+		after, err := m.GetTimeline(ctx, &pb.GetTimelineRequest{Timeline: f.ref()})
+		require.NoError(t, err)
+		require.Equal(t, gc.GcCutoffLsn, after.Timeline.GcCutoffLsn)
+		require.Equal(t, gc.LayersKept, after.Timeline.LayerFileCount)
+		// Reads at the cutoff still work; below it they are refused, and
+		// so are branch points.
+		rel := mainRel(postgresDB, pgClassRelfilenode)
+		n, err := f.api.page.GetRelSize(ctx, &pb.GetRelSizeRequest{Timeline: f.ref(), ReadLsn: &pb.ReadLsn{RequestLsn: gc.GcCutoffLsn}, Rel: rel})
+		require.NoError(t, err)
+		require.NotZero(t, n.NumBlocks)
+		if gc.GcCutoffLsn > f.tl.StartLsn {
+			_, err = f.api.page.GetRelSize(ctx, &pb.GetRelSizeRequest{Timeline: f.ref(), ReadLsn: &pb.ReadLsn{RequestLsn: f.tl.StartLsn}, Rel: rel})
+			requireCode(t, codes.OutOfRange, err)
+			require.Contains(t, err.Error(), "GC cutoff")
+			_, err = m.CreateTimeline(ctx, &pb.CreateTimelineRequest{TenantId: f.tenant, Mode: &pb.CreateTimelineRequest_Branch_{
+				Branch: &pb.CreateTimelineRequest_Branch{AncestorTimelineId: f.tl.TimelineId, AncestorLsn: f.tl.StartLsn}}})
+			requireCode(t, codes.OutOfRange, err)
+		}
+		again2, err := m.RunGc(ctx, &pb.RunGcRequest{Timeline: f.ref(), GcHorizonBytes: 1})
+		require.NoError(t, err)
+		require.Zero(t, again2.LayersRemoved)
+		_, err = m.RunGc(ctx, &pb.RunGcRequest{Timeline: &pb.TimelineRef{TenantId: f.tenant, TimelineId: ids.NewTimelineID().String()}})
+		requireCode(t, codes.NotFound, err)
 	})
 }
 

@@ -67,6 +67,12 @@ type Config struct {
 	ImageLayerTargetSize config.ByteSize `toml:"image_layer_target_size"`
 	// ImageWorkers is how many pages compaction reconstructs concurrently.
 	ImageWorkers int `toml:"image_workers"`
+	// GCHorizon is the WAL history below last_record_lsn that GC keeps
+	// (RunGc without a horizon, and the background GC).
+	GCHorizon config.ByteSize `toml:"gc_horizon"`
+	// GCPeriod runs GC on every timeline this often; 0 (the default) never
+	// removes history on its own: every LSN stays readable until RunGc.
+	GCPeriod config.Duration `toml:"gc_period"`
 	// GetPagesMaxInflight bounds the pipelined requests of one GetPages
 	// stream.
 	GetPagesMaxInflight int `toml:"get_pages_max_inflight"`
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		ImageCreationThreshold: tl.ImageCreationThreshold,
 		ImageLayerTargetSize:   config.ByteSize(tl.ImageLayerTargetSize),
 		ImageWorkers:           tl.ImageWorkers,
+		GCHorizon:              config.ByteSize(64 << 20),
 
 		WalredoMode:                 tenantmgr.RedoModeProcess,
 		WalredoExtensionPath:        DefaultWalredoExtensionPath,
@@ -140,6 +147,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ImageCreationThreshold, "image-creation-threshold", c.ImageCreationThreshold, "delta layers above the newest image that trigger background image creation (0: off)")
 	fs.Var(&c.ImageLayerTargetSize, "image-layer-target-size", "size of one image layer file written by compaction")
 	fs.IntVar(&c.ImageWorkers, "image-workers", c.ImageWorkers, "pages reconstructed concurrently by compaction")
+	fs.Var(&c.GCHorizon, "gc-horizon", "WAL history below last_record_lsn that GC keeps")
+	fs.Var(&c.GCPeriod, "gc-period", "run GC on every timeline this often (0: never in the background)")
 	fs.IntVar(&c.GetPagesMaxInflight, "get-pages-max-inflight", c.GetPagesMaxInflight, "pipelined requests per GetPages stream")
 	fs.StringVar(&c.WalredoMode, "walredo-mode", c.WalredoMode, "walredo: process (in-process pool) or grpc (walredo service)")
 	fs.StringVar(&c.WalredoAddr, "walredo-addr", c.WalredoAddr, "walredo service address (walredo-mode grpc)")
@@ -173,6 +182,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ImageLayerTargetSize < config.ByteSize(pgtypes.BLCKSZ) {
 		errs = append(errs, fmt.Errorf("image_layer_target_size: %s, must be at least 8KiB", c.ImageLayerTargetSize))
+	}
+	if c.GCPeriod < 0 {
+		errs = append(errs, fmt.Errorf("gc_period: %s, must be 0 (off) or positive", c.GCPeriod))
 	}
 	if c.ImageWorkers < 1 || c.ImageWorkers > 64 {
 		errs = append(errs, fmt.Errorf("image_workers: %d, must be between 1 and 64", c.ImageWorkers))
@@ -263,6 +275,7 @@ func Run(ctx context.Context, cfg Config) error {
 					WaitLSNTimeout:         cfg.WaitLSNTimeout.Std(),
 				},
 				Cache: cache, Redo: r, Logger: kit.Logger,
+				GCHorizon: cfg.GCHorizon.Bytes(), GCPeriod: cfg.GCPeriod.Std(),
 			})
 			if err != nil {
 				return nil, fmt.Errorf("pageserver: %w", err)

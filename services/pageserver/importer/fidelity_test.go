@@ -241,7 +241,6 @@ func TestWholeClusterFidelity(t *testing.T) {
 		cres, err := tl.Compact(ctx)
 		require.NoError(t, err)
 		require.NotZero(t, cres.LayersCreated, "skipped: %s", cres.Skipped)
-		require.Zero(t, cres.Unreadable)
 		t.Logf("compaction: %d image layers at %s, %d keys, %d bytes in %s", cres.LayersCreated, cres.ImageLSN, cres.Keys, cres.Bytes, cres.Duration)
 	}
 	compact()

@@ -232,15 +232,27 @@ func (s *Server) Compact(ctx context.Context, req *pb.CompactRequest) (*pb.Compa
 	}
 	return &pb.CompactResponse{
 		LayersCreated: uint64(res.LayersCreated), ImageLsn: uint64(res.ImageLSN),
-		ImageKeys: res.Keys, ImageBytes: uint64(res.Bytes), UnreadableKeys: uint64(res.Unreadable),
+		ImageKeys: res.Keys, ImageBytes: uint64(res.Bytes),
 		SkippedReason: res.Skipped, DurationMs: uint64(res.Duration.Milliseconds()),
 	}, nil
 }
 
-// RunGc implements ManagementService; GC is not built yet.
+// RunGc implements ManagementService: raise the GC cutoff and remove the
+// layer files nothing above it (nor any branch point) can need.
 func (s *Server) RunGc(ctx context.Context, req *pb.RunGcRequest) (*pb.RunGcResponse, error) {
 	if err := auth.Authorize(ctx, req.GetTimeline().GetTenantId()); err != nil {
 		return nil, err
 	}
-	return nil, status.Error(codes.Unimplemented, "RunGc: garbage collection is not implemented yet")
+	tid, tlid, err := s.refIDs(req.GetTimeline())
+	if err != nil {
+		return nil, toStatus(s.log, "RunGc", err)
+	}
+	res, err := s.m.RunGC(ctx, tid, tlid, req.GetGcHorizonBytes())
+	if err != nil {
+		return nil, toStatus(s.log, "RunGc", err)
+	}
+	return &pb.RunGcResponse{
+		LayersRemoved: uint64(res.LayersRemoved), GcCutoffLsn: uint64(res.Cutoff),
+		BytesRemoved: uint64(res.BytesRemoved), LayersKept: uint64(res.LayersKept), DurationMs: uint64(res.Duration.Milliseconds()),
+	}, nil
 }

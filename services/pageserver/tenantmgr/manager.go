@@ -40,6 +40,12 @@ type Config struct {
 	Cache    *pagecache.Cache
 	Redo     redo.Redoer
 	Logger   *slog.Logger
+	// GCHorizon is the WAL history (bytes below last_record_lsn) RunGC
+	// keeps when the caller gives no horizon.
+	GCHorizon uint64
+	// GCPeriod runs GC on every timeline this often with GCHorizon (0:
+	// never in the background; RunGC still works).
+	GCPeriod time.Duration
 }
 
 // Manager owns tenants and their runtime timelines. See the package doc.
@@ -181,6 +187,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.runCtx = ctx
 	m.group = new(errgroup.Group)
+	if m.cfg.GCPeriod > 0 {
+		m.group.Go(func() error { m.gcLoop(ctx); return nil })
+	}
 	m.mu.RLock()
 	for _, ts := range m.tenants {
 		for _, tl := range ts.list() {
@@ -579,6 +588,85 @@ func (m *Manager) Compact(ctx context.Context, tenantID ids.TenantID, id ids.Tim
 		return timeline.CompactResult{}, err
 	}
 	return tl.rt.Compact(ctx)
+}
+
+// RunGC garbage-collects a timeline: its GC cutoff rises to
+// last_record_lsn - horizon (horizon 0: Config.GCHorizon), capped at
+// disk_consistent_lsn and never lowered; the cutoff is persisted in the
+// metadata before any file goes; then the layer files that neither reads
+// at or above the cutoff nor reads at its branches' branch points can
+// need are removed (timeline.Timeline.GC). Reads and new branch points
+// below the cutoff are refused from then on.
+func (m *Manager) RunGC(ctx context.Context, tenantID ids.TenantID, id ids.TimelineID, horizon uint64) (timeline.GCResult, error) {
+	if horizon == 0 {
+		horizon = m.cfg.GCHorizon
+	}
+	ts, err := m.tenant(tenantID)
+	if err != nil {
+		return timeline.GCResult{}, err
+	}
+	// Under the lifecycle lock no branch is being created: every branch
+	// point below the new cutoff is in the retain list, and none can be
+	// added below it afterwards (Branch checks the persisted cutoff).
+	ts.lifecycle.Lock()
+	tl, err := m.Timeline(tenantID, id)
+	if err != nil {
+		ts.lifecycle.Unlock()
+		return timeline.GCResult{}, err
+	}
+	last, dcl := tl.rt.LastRecordLSN(), tl.rt.DiskConsistentLSN()
+	cutoff := lsn.Invalid
+	if uint64(last) > horizon {
+		cutoff = min(last-lsn.LSN(horizon), dcl)
+	}
+	if cur := tl.rt.GCCutoffLSN(); cutoff < cur {
+		cutoff = cur
+	}
+	if cutoff > tl.rt.GCCutoffLSN() {
+		if _, err := tl.disk.UpdateMetadata(func(md *metadata.Metadata) {
+			md.LatestGCCutoffLSN = max(md.LatestGCCutoffLSN, cutoff)
+		}); err != nil {
+			ts.lifecycle.Unlock()
+			return timeline.GCResult{}, fmt.Errorf("tenantmgr: persisting GC cutoff %s of timeline %s: %w", cutoff, id, err)
+		}
+		tl.rt.SetGCCutoff(cutoff)
+	}
+	var retain []lsn.LSN
+	for _, child := range ts.list() {
+		if md := child.disk.Metadata(); md.HasAncestor() && md.AncestorTimeline == id {
+			retain = append(retain, md.AncestorLSN)
+		}
+	}
+	ts.lifecycle.Unlock()
+	slices.Sort(retain)
+	return tl.rt.GC(ctx, slices.Compact(retain))
+}
+
+// gcLoop runs RunGC on every active timeline each GCPeriod.
+func (m *Manager) gcLoop(ctx context.Context) {
+	tick := time.NewTicker(m.cfg.GCPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, t := range m.ListTenants() {
+			tls, err := m.ListTimelines(t.ID)
+			if err != nil {
+				continue
+			}
+			for _, ti := range tls {
+				if ti.State != StateActive || ctx.Err() != nil {
+					continue
+				}
+				if _, err := m.RunGC(ctx, ti.TenantID, ti.TimelineID, 0); err != nil && ctx.Err() == nil {
+					m.log.Error("background GC failed", "tenant_id", ti.TenantID, "timeline_id", ti.TimelineID, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // Timeline is one timeline of a tenant as the manager holds it.

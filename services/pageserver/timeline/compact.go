@@ -30,9 +30,6 @@ type CompactResult struct {
 	// Keys is the number of values written; Bytes the layer files' size.
 	Keys  uint64
 	Bytes int64
-	// Unreadable counts keys whose history could not be reconstructed; they
-	// were left out (reads of them fail as they did before).
-	Unreadable int
 	// Skipped explains why nothing was written (empty when layers were).
 	Skipped  string
 	Duration time.Duration
@@ -121,17 +118,21 @@ func (t *Timeline) createImages(ctx context.Context, at lsn.LSN) (CompactResult,
 	var written []string
 	for start := 0; start < len(keys); start += per {
 		end := min(start+per, len(keys))
-		kr := keyspace.Range{Start: keys[start], End: keys[end-1].Next()}
+		// The pass covers the whole keyspace, gaps included: a key an
+		// image layer does not hold did not exist at at (reads fall
+		// through below the image), and GC can drop older layers whose
+		// keys lie anywhere in it.
+		kr := keyspace.Range{Start: keys[start], End: keyspace.Max}
+		if start == 0 {
+			kr.Start = keyspace.Key{}
+		}
 		if end < len(keys) {
-			// Cover the gap up to the next layer's first key: a key in
-			// it does not exist at at, and reads fall through below.
 			kr.End = keys[end]
 		}
-		h, n, bad, err := t.writeImageLayer(ctx, kr, keys[start:end], at)
+		h, n, err := t.writeImageLayer(ctx, kr, keys[start:end], at)
 		if err != nil {
 			return res, fmt.Errorf("timeline: image layer %s at %s: %w", kr, at, err)
 		}
-		res.Unreadable += bad
 		if h == nil {
 			continue
 		}
@@ -153,17 +154,19 @@ func (t *Timeline) createImages(ctx context.Context, at lsn.LSN) (CompactResult,
 	}
 	res.Duration = time.Since(began)
 	t.logger.Info("created image layers", "image_lsn", at, "layers", res.LayersCreated, "keys", res.Keys,
-		"bytes", res.Bytes, "unreadable_keys", res.Unreadable, "duration", res.Duration, "files", written)
+		"bytes", res.Bytes, "duration", res.Duration, "files", written)
 	return res, nil
 }
 
 // writeImageLayer reconstructs keys at at and writes them as one image
-// layer over kr. Keys that do not exist at at are left out; so are keys
-// whose history cannot be reconstructed (counted and logged).
-func (t *Timeline) writeImageLayer(ctx context.Context, kr keyspace.Range, keys []keyspace.Key, at lsn.LSN) (*historic, uint64, int, error) {
+// layer over kr. Keys that do not exist at at are left out. A key whose
+// history cannot be reconstructed fails the pass, naming the key: an image
+// layer must hold every key that exists, or GC could drop the history a
+// read of the missing key falls through to.
+func (t *Timeline) writeImageLayer(ctx context.Context, kr keyspace.Range, keys []keyspace.Key, at lsn.LSN) (*historic, uint64, error) {
 	w, err := layer.NewImageWriter(t.dir, t.tenant, t.id, kr, at)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
 	workers := max(1, t.cfg.ImageWorkers)
 	type slot struct {
@@ -172,7 +175,6 @@ func (t *Timeline) writeImageLayer(ctx context.Context, kr keyspace.Range, keys 
 	}
 	slots := make([]slot, imageBatch)
 	var enc []byte
-	bad := 0
 	for b := 0; b < len(keys); b += imageBatch {
 		batch := keys[b:min(b+imageBatch, len(keys))]
 		var wg sync.WaitGroup
@@ -199,35 +201,31 @@ func (t *Timeline) writeImageLayer(ctx context.Context, kr keyspace.Range, keys 
 			case s.err == nil:
 			case errors.Is(s.err, ErrNotFound):
 				continue
-			case errors.Is(s.err, ErrReconstruct):
-				bad++
-				t.logger.Error("image layer: key left out, its history cannot be reconstructed", "key", k.Describe(), "lsn", at, "err", s.err)
-				continue
 			default:
 				w.Abort()
-				return nil, 0, bad, fmt.Errorf("reading %s: %w", k.Describe(), s.err)
+				return nil, 0, fmt.Errorf("reading %s: %w", k.Describe(), s.err)
 			}
 			enc = value.AppendImage(enc[:0], s.val)
 			if err := w.Put(k, enc); err != nil {
 				w.Abort()
-				return nil, 0, bad, err
+				return nil, 0, err
 			}
 		}
 	}
 	n := w.Entries()
 	if n == 0 {
 		w.Abort()
-		return nil, 0, bad, nil
+		return nil, 0, nil
 	}
 	if _, err := w.Finish(ctx); err != nil {
 		w.Abort()
-		return nil, 0, bad, err
+		return nil, 0, err
 	}
 	h, err := t.openLayer(ctx, w.Path())
 	if err != nil {
-		return nil, 0, bad, err
+		return nil, 0, err
 	}
-	return h, n, bad, nil
+	return h, n, nil
 }
 
 // compactLoop creates image layers in the background whenever a flush

@@ -87,6 +87,7 @@ type modelTimeline struct {
 	persisted   lsn.LSN // disk_consistent_lsn as persisted
 	persistPrev lsn.LSN
 	startLSN    lsn.LSN // as the metadata file would record it
+	cutoff      lsn.LSN // GC cutoff as the metadata file would record it
 	tl          *Timeline
 	// log is every record ingested, so that a restart can re-send the WAL
 	// after disk_consistent_lsn, as the safekeeper-bridge does.
@@ -112,6 +113,20 @@ func ingest(ctx context.Context, tl *Timeline, rec loggedRecord) error {
 		}
 		return nil
 	})
+}
+
+// belowCutoff reports whether a read at at must be refused: below the
+// timeline's GC cutoff, or below a branch point and the ancestor's cutoff.
+func (m *modelTimeline) belowCutoff(at lsn.LSN) bool {
+	if at < m.cutoff {
+		return true
+	}
+	for x := m; x.ancestor != nil && at < x.ancestorLSN; x = x.ancestor {
+		if at < x.ancestor.cutoff {
+			return true
+		}
+	}
+	return false
 }
 
 // versions returns the versions visible at at, oldest first.
@@ -189,7 +204,7 @@ func (e *env) open(m *modelTimeline) {
 	}
 	tl, err := Open(context.Background(), Options{
 		Tenant: e.tenant, ID: m.id, Dir: m.dir, Ancestor: anc, AncestorLSN: m.ancestorLSN,
-		StartLSN: m.startLSN, DiskConsistentLSN: max(m.persisted, m.ancestorLSN), PrevRecordLSN: m.persistPrev,
+		StartLSN: m.startLSN, DiskConsistentLSN: max(m.persisted, m.ancestorLSN), PrevRecordLSN: m.persistPrev, GCCutoffLSN: m.cutoff,
 		Cache: e.cache, Redo: e.redo, Native: fakeNative{}, Config: e.cfg, Logger: logging.Discard(),
 		Keyspace: func(context.Context, *Timeline, lsn.LSN) ([]keyspace.Key, error) { return e.keys, nil },
 		PersistMetadata: func(dcl, prev lsn.LSN) error {
@@ -253,6 +268,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	}
 	ctx := context.Background()
 	reads, restarts, branches, checkpoints, compactions, images := 0, 0, 0, 0, 0, 0
+	gcs, gcRemoved, refused := 0, 0, 0
 
 	for step := 0; step < steps; step++ {
 		ti := r.IntN(len(envs))
@@ -282,6 +298,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			m.last = end
 		case op < 86: // read a random key at a random LSN
 			lo := lsn.LSN(1)
+			if r.IntN(5) != 0 {
+				lo = max(lo, m.cutoff) // mostly reads GC must keep answering
+			}
 			if m.last < lo {
 				continue
 			}
@@ -290,6 +309,12 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				at = m.last
 			}
 			k := keys[r.IntN(len(keys))]
+			if m.belowCutoff(at) {
+				_, err := m.tl.Get(ctx, k, at, nil)
+				require.ErrorIs(t, err, ErrLSNOutOfRange, "step %d: %s at %s below a GC cutoff", step, k.Describe(), at)
+				refused++
+				continue
+			}
 			want := m.value(k, at)
 			got, err := m.tl.Get(ctx, k, at, nil)
 			if (want == nil) != errors.Is(err, ErrNotFound) {
@@ -311,21 +336,42 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			require.NoError(t, err)
 			require.Equal(t, m.last, m.tl.DiskConsistentLSN())
 			checkpoints++
-		case op < 94: // compaction: image layers at disk_consistent_lsn
+		case op < 93: // compaction: image layers at disk_consistent_lsn
 			res, err := m.tl.Compact(ctx)
 			require.NoError(t, err)
 			require.Equal(t, m.last, m.tl.DiskConsistentLSN())
 			if res.LayersCreated > 0 {
 				require.Equal(t, m.last, res.ImageLSN)
 				require.Zero(t, m.tl.DeltasSinceImage())
-				require.Zero(t, res.Unreadable)
 				images += res.LayersCreated
 			} else {
 				require.NotEmpty(t, res.Skipped)
 			}
 			compactions++
-		case op < 97: // branch at a random LSN
-			at := m.ancestorLSN + lsn.LSN(r.Uint64N(uint64(m.last-m.ancestorLSN+1)))
+		case op < 96: // GC: raise the cutoff up to disk_consistent_lsn, keep the branch points
+			dcl := m.tl.DiskConsistentLSN()
+			if dcl <= m.cutoff {
+				continue
+			}
+			m.cutoff += lsn.LSN(r.Uint64N(uint64(dcl-m.cutoff)/2 + 1))
+			m.tl.SetGCCutoff(m.cutoff)
+			var retain []lsn.LSN
+			for _, x := range tls {
+				if x.ancestor == m {
+					retain = append(retain, x.ancestorLSN)
+				}
+			}
+			res, err := m.tl.GC(ctx, retain)
+			require.NoError(t, err)
+			require.Equal(t, m.cutoff, res.Cutoff)
+			gcRemoved += res.LayersRemoved
+			gcs++
+		case op < 97: // branch at a random LSN at or above the GC cutoff
+			lo := max(m.ancestorLSN, m.cutoff)
+			if lo > m.last {
+				continue
+			}
+			at := lo + lsn.LSN(r.Uint64N(uint64(m.last-lo+1)))
 			b := &modelTimeline{id: ids.NewTimelineID(), dir: t.TempDir(), puts: map[keyspace.Key][]modelPut{}, ancestor: m, ancestorLSN: at, last: at}
 			tl, err := m.tl.Branch(ctx, b.id, b.dir, at, func(dcl, prev lsn.LSN) error { b.persisted, b.persistPrev = dcl, prev; return nil })
 			require.NoError(t, err)
@@ -352,8 +398,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	_, err = m.tl.Get(ctx, keys[0], 0, nil)
 	require.ErrorIs(t, err, ErrLSNOutOfRange)
 
-	t.Logf("reads %d, restarts %d, branches %d, checkpoints %d, compactions %d (%d image layers), redo calls %d",
-		reads, restarts, branches, checkpoints, compactions, images, envs[0].redo.calls.Load()+envs[1].redo.calls.Load())
+	t.Logf("reads %d (%d refused below a GC cutoff), restarts %d, branches %d, checkpoints %d, compactions %d (%d image layers), GC passes %d (%d layers removed), redo calls %d",
+		reads, refused, restarts, branches, checkpoints, compactions, images, gcs, gcRemoved, envs[0].redo.calls.Load()+envs[1].redo.calls.Load())
+	require.NotZero(t, gcRemoved, "GC never removed a layer: the test does not exercise it")
 	for _, tls := range all {
 		for _, x := range tls {
 			require.NoError(t, x.tl.Close())

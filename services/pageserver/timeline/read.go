@@ -45,6 +45,14 @@ func (t *Timeline) Get(ctx context.Context, key keyspace.Key, at lsn.LSN, dst []
 	if cut := t.gcCutoff.Load(); at < cut {
 		return dst[:0], fmt.Errorf("%w: %s is below the GC cutoff %s: that history was garbage-collected", ErrLSNOutOfRange, at, cut)
 	}
+	// Below a branch point the read is the ancestor's at that LSN, so the
+	// ancestor's GC cutoff applies (GC keeps exact branch points only).
+	for tl := t; tl.ancestor != nil && at < tl.ancestorLSN; tl = tl.ancestor {
+		if cut := tl.ancestor.gcCutoff.Load(); at < cut {
+			return dst[:0], fmt.Errorf("%w: %s is below the branch point %s and below ancestor %s's GC cutoff %s: that history was garbage-collected",
+				ErrLSNOutOfRange, at, tl.ancestorLSN, tl.ancestor.id, cut)
+		}
+	}
 	if start := t.startLSN.Load(); t.ancestor == nil && at < start {
 		return dst[:0], fmt.Errorf("%w: %s is before the timeline's start LSN %s", ErrLSNOutOfRange, at, start)
 	}

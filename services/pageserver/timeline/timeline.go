@@ -128,6 +128,7 @@ type Timeline struct {
 	openSince    time.Time
 	frozen       []*frozenLayer // oldest first
 	layers       []*historic
+	retired      []*historic // removed by GC, closed at the next pass
 	ephemeralSeq uint64
 
 	flushMu   sync.Mutex // one flush at a time
@@ -556,11 +557,11 @@ func (t *Timeline) Close() error {
 		_ = f.mem.Close()
 	}
 	t.frozen = nil
-	for _, h := range t.layers {
+	for _, h := range slices.Concat(t.layers, t.retired) {
 		_ = h.reader.Close()
 		t.cache.InvalidateFile(h.fileID)
 	}
-	t.layers = nil
+	t.layers, t.retired = nil, nil
 	t.cache.InvalidateTimeline(t.tenant, t.id)
 	return nil
 }

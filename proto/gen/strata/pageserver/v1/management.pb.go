@@ -1330,9 +1330,6 @@ type CompactResponse struct {
 	// Values written and the new files' total size.
 	ImageKeys  uint64 `protobuf:"varint,4,opt,name=image_keys,json=imageKeys,proto3" json:"image_keys,omitempty"`
 	ImageBytes uint64 `protobuf:"varint,5,opt,name=image_bytes,json=imageBytes,proto3" json:"image_bytes,omitempty"`
-	// Keys left out because their history cannot be reconstructed (reads of
-	// them fail as before); the pageserver logs each.
-	UnreadableKeys uint64 `protobuf:"varint,6,opt,name=unreadable_keys,json=unreadableKeys,proto3" json:"unreadable_keys,omitempty"`
 	// Why nothing was written, when nothing was (an image layer at that LSN
 	// exists already, ...).
 	SkippedReason string `protobuf:"bytes,7,opt,name=skipped_reason,json=skippedReason,proto3" json:"skipped_reason,omitempty"`
@@ -1403,13 +1400,6 @@ func (x *CompactResponse) GetImageKeys() uint64 {
 func (x *CompactResponse) GetImageBytes() uint64 {
 	if x != nil {
 		return x.ImageBytes
-	}
-	return 0
-}
-
-func (x *CompactResponse) GetUnreadableKeys() uint64 {
-	if x != nil {
-		return x.UnreadableKeys
 	}
 	return 0
 }
@@ -1485,9 +1475,17 @@ func (x *RunGcRequest) GetGcHorizonBytes() uint64 {
 
 // RunGcResponse reports what GC did.
 type RunGcResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LayersRemoved uint64                 `protobuf:"varint,1,opt,name=layers_removed,json=layersRemoved,proto3" json:"layers_removed,omitempty"`
-	GcCutoffLsn   uint64                 `protobuf:"varint,2,opt,name=gc_cutoff_lsn,json=gcCutoffLsn,proto3" json:"gc_cutoff_lsn,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Layer files removed and their size.
+	LayersRemoved uint64 `protobuf:"varint,1,opt,name=layers_removed,json=layersRemoved,proto3" json:"layers_removed,omitempty"`
+	// The timeline's GC cutoff after the pass: reads and branch points below
+	// it are refused.
+	GcCutoffLsn  uint64 `protobuf:"varint,2,opt,name=gc_cutoff_lsn,json=gcCutoffLsn,proto3" json:"gc_cutoff_lsn,omitempty"`
+	BytesRemoved uint64 `protobuf:"varint,3,opt,name=bytes_removed,json=bytesRemoved,proto3" json:"bytes_removed,omitempty"`
+	// Layer files that remain.
+	LayersKept uint64 `protobuf:"varint,4,opt,name=layers_kept,json=layersKept,proto3" json:"layers_kept,omitempty"`
+	// Wall time of the pass in milliseconds.
+	DurationMs    uint64 `protobuf:"varint,5,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1532,6 +1530,27 @@ func (x *RunGcResponse) GetLayersRemoved() uint64 {
 func (x *RunGcResponse) GetGcCutoffLsn() uint64 {
 	if x != nil {
 		return x.GcCutoffLsn
+	}
+	return 0
+}
+
+func (x *RunGcResponse) GetBytesRemoved() uint64 {
+	if x != nil {
+		return x.BytesRemoved
+	}
+	return 0
+}
+
+func (x *RunGcResponse) GetLayersKept() uint64 {
+	if x != nil {
+		return x.LayersKept
+	}
+	return 0
+}
+
+func (x *RunGcResponse) GetDurationMs() uint64 {
+	if x != nil {
+		return x.DurationMs
 	}
 	return 0
 }
@@ -1812,7 +1831,7 @@ const file_strata_pageserver_v1_management_proto_rawDesc = "" +
 	"\x12CheckpointResponse\x12.\n" +
 	"\x13disk_consistent_lsn\x18\x01 \x01(\x04R\x11diskConsistentLsn\"O\n" +
 	"\x0eCompactRequest\x12=\n" +
-	"\btimeline\x18\x01 \x01(\v2!.strata.pageserver.v1.TimelineRefR\btimeline\"\xad\x02\n" +
+	"\btimeline\x18\x01 \x01(\v2!.strata.pageserver.v1.TimelineRefR\btimeline\"\x8a\x02\n" +
 	"\x0fCompactResponse\x12%\n" +
 	"\x0elayers_created\x18\x01 \x01(\x04R\rlayersCreated\x12%\n" +
 	"\x0elayers_removed\x18\x02 \x01(\x04R\rlayersRemoved\x12\x1b\n" +
@@ -1820,17 +1839,21 @@ const file_strata_pageserver_v1_management_proto_rawDesc = "" +
 	"\n" +
 	"image_keys\x18\x04 \x01(\x04R\timageKeys\x12\x1f\n" +
 	"\vimage_bytes\x18\x05 \x01(\x04R\n" +
-	"imageBytes\x12'\n" +
-	"\x0funreadable_keys\x18\x06 \x01(\x04R\x0eunreadableKeys\x12%\n" +
+	"imageBytes\x12%\n" +
 	"\x0eskipped_reason\x18\a \x01(\tR\rskippedReason\x12\x1f\n" +
 	"\vduration_ms\x18\b \x01(\x04R\n" +
-	"durationMs\"w\n" +
+	"durationMsJ\x04\b\x06\x10\a\"w\n" +
 	"\fRunGcRequest\x12=\n" +
 	"\btimeline\x18\x01 \x01(\v2!.strata.pageserver.v1.TimelineRefR\btimeline\x12(\n" +
-	"\x10gc_horizon_bytes\x18\x02 \x01(\x04R\x0egcHorizonBytes\"Z\n" +
+	"\x10gc_horizon_bytes\x18\x02 \x01(\x04R\x0egcHorizonBytes\"\xc1\x01\n" +
 	"\rRunGcResponse\x12%\n" +
 	"\x0elayers_removed\x18\x01 \x01(\x04R\rlayersRemoved\x12\"\n" +
-	"\rgc_cutoff_lsn\x18\x02 \x01(\x04R\vgcCutoffLsn2\xcb\t\n" +
+	"\rgc_cutoff_lsn\x18\x02 \x01(\x04R\vgcCutoffLsn\x12#\n" +
+	"\rbytes_removed\x18\x03 \x01(\x04R\fbytesRemoved\x12\x1f\n" +
+	"\vlayers_kept\x18\x04 \x01(\x04R\n" +
+	"layersKept\x12\x1f\n" +
+	"\vduration_ms\x18\x05 \x01(\x04R\n" +
+	"durationMs2\xcb\t\n" +
 	"\x11ManagementService\x12e\n" +
 	"\fCreateTenant\x12).strata.pageserver.v1.CreateTenantRequest\x1a*.strata.pageserver.v1.CreateTenantResponse\x12b\n" +
 	"\vListTenants\x12(.strata.pageserver.v1.ListTenantsRequest\x1a).strata.pageserver.v1.ListTenantsResponse\x12\\\n" +
