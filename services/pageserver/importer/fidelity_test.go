@@ -299,6 +299,28 @@ func TestWholeClusterFidelity(t *testing.T) {
 		require.True(t, errors.Is(err, timeline.ErrWaitLSNTimeout), "above last_record_lsn: %v", err)
 		t.Logf("above last_record_lsn: %v", err)
 	})
+	// GC up to the middle image, keeping the branch point: the last phase
+	// and the branch (whose point lies below the cutoff) still boot with
+	// their fingerprints; a phase below the cutoff is refused.
+	t.Run("gc", func(t *testing.T) {
+		n, _ := tl.LayerStats()
+		tl.SetGCCutoff(mid)
+		gres, err := tl.GC(ctx, []lsn.LSN{branchPhase.at})
+		require.NoError(t, err)
+		t.Logf("GC at %s keeping %s: removed %d of %d layer files (%d bytes)", mid, branchPhase.at, gres.LayersRemoved, n, gres.BytesRemoved)
+		require.NotZero(t, gres.LayersRemoved, "the import's image lies under the middle image")
+		lastPhase := phases[len(phases)-1]
+		dst := bootFullbackup(t, tl, lastPhase.at)
+		requireSameFingerprint(t, "after GC: phase "+lastPhase.name, lastPhase.fp, fingerprint(t, dst))
+		dst.Stop(t)
+		dst = bootFullbackup(t, br, br.LastRecordLSN())
+		requireSameFingerprint(t, "after GC: branch at "+branchPhase.at.String(), branchPhase.fp, fingerprint(t, dst))
+		dst.Stop(t)
+		var sink strings.Builder
+		_, err = basebackup.Write(ctx, &sink, pgdatadir.NewReader(tl), phases[0].at, basebackup.Options{Full: true})
+		require.ErrorIs(t, err, timeline.ErrLSNOutOfRange)
+		t.Logf("below the GC cutoff: %v", err)
+	})
 	t.Logf("workload %s, whole test %s", workloadDone.Sub(began), time.Since(began))
 }
 
