@@ -299,27 +299,39 @@ func TestWholeClusterFidelity(t *testing.T) {
 		require.True(t, errors.Is(err, timeline.ErrWaitLSNTimeout), "above last_record_lsn: %v", err)
 		t.Logf("above last_record_lsn: %v", err)
 	})
-	// GC up to the middle image, keeping the branch point: the last phase
-	// and the branch (whose point lies below the cutoff) still boot with
-	// their fingerprints; a phase below the cutoff is refused.
+	// GC up to the middle image. Layers: the import's image, deltas up to
+	// the middle, the middle image, deltas to the end, the end image. With
+	// the branch point (below the middle) retained, the import's image is
+	// the branch's base and nothing can go: the branch still boots. Without
+	// it (as after deleting the branch) the import's image goes; the
+	// phases from the middle on still boot and earlier ones are refused.
 	t.Run("gc", func(t *testing.T) {
 		n, _ := tl.LayerStats()
 		tl.SetGCCutoff(mid)
 		gres, err := tl.GC(ctx, []lsn.LSN{branchPhase.at})
 		require.NoError(t, err)
-		t.Logf("GC at %s keeping %s: removed %d of %d layer files (%d bytes)", mid, branchPhase.at, gres.LayersRemoved, n, gres.BytesRemoved)
-		require.NotZero(t, gres.LayersRemoved, "the import's image lies under the middle image")
-		lastPhase := phases[len(phases)-1]
-		dst := bootFullbackup(t, tl, lastPhase.at)
-		requireSameFingerprint(t, "after GC: phase "+lastPhase.name, lastPhase.fp, fingerprint(t, dst))
-		dst.Stop(t)
-		dst = bootFullbackup(t, br, br.LastRecordLSN())
+		t.Logf("GC at %s keeping branch point %s: removed %d of %d layer files", mid, branchPhase.at, gres.LayersRemoved, n)
+		require.Zero(t, gres.LayersRemoved, "the import's image is the branch point's base")
+		dst := bootFullbackup(t, br, br.LastRecordLSN())
 		requireSameFingerprint(t, "after GC: branch at "+branchPhase.at.String(), branchPhase.fp, fingerprint(t, dst))
 		dst.Stop(t)
-		var sink strings.Builder
-		_, err = basebackup.Write(ctx, &sink, pgdatadir.NewReader(tl), phases[0].at, basebackup.Options{Full: true})
-		require.ErrorIs(t, err, timeline.ErrLSNOutOfRange)
-		t.Logf("below the GC cutoff: %v", err)
+
+		gres, err = tl.GC(ctx, nil)
+		require.NoError(t, err)
+		t.Logf("GC at %s without branch points: removed %d of %d layer files (%d bytes)", mid, gres.LayersRemoved, n, gres.BytesRemoved)
+		require.Equal(t, 1, gres.LayersRemoved, "the import's image lies under the middle image")
+		for _, p := range phases {
+			if p.at < mid {
+				var sink strings.Builder
+				_, err = basebackup.Write(ctx, &sink, pgdatadir.NewReader(tl), p.at, basebackup.Options{Full: true})
+				require.ErrorIs(t, err, timeline.ErrLSNOutOfRange, "phase %s at %s is below the GC cutoff", p.name, p.at)
+				continue
+			}
+			dst := bootFullbackup(t, tl, p.at)
+			requireSameFingerprint(t, "after GC: phase "+p.name, p.fp, fingerprint(t, dst))
+			dst.Stop(t)
+			t.Logf("after GC: phase %s at %s boots with an equal fingerprint", p.name, p.at)
+		}
 	})
 	t.Logf("workload %s, whole test %s", workloadDone.Sub(began), time.Since(began))
 }
