@@ -266,8 +266,9 @@ func TestAttachImportPersistDetach(t *testing.T) {
 	t.Logf("imported %s..%s, streamed to %s", start, end, flush)
 }
 
-// TestBoundedMemory nearly pauses the pageserver (a fake that waits 250 ms
-// before each chunk, so it reads a few hundred KiB/s), runs pgbench, and checks that the bridge's Go
+// TestBoundedMemory nearly pauses the pageserver (a fake that waits 2 s
+// before each chunk; the bridge batches a backlog into messages of up to
+// 1 MiB, so it reads a few hundred KiB/s), runs pgbench, and checks that the bridge's Go
 // heap (runtime.ReadMemStats in this process: bridge and fake together; a
 // separate process was impractical here) stays below a bound while the spool
 // grows; then the pageserver resumes and the bridge catches up.
@@ -277,7 +278,7 @@ func TestBoundedMemory(t *testing.T) {
 	defer cancel()
 	const slot = "strata_mem"
 	start := lsn.MustParse(srv.Query(t, "postgres", fmt.Sprintf("SELECT lsn FROM pg_create_physical_replication_slot('%s', true)", slot)))
-	fake := ingesttest.New(start, ingesttest.Options{ChunkDelay: 250 * time.Millisecond})
+	fake := ingesttest.New(start, ingesttest.Options{ChunkDelay: 2 * time.Second})
 	addr := serveFake(t, fake)
 	t.Setenv("STRATA_TEST_PRIMARY", srv.ReplicationConnString())
 	cfg := testConfig(t, t.TempDir(), addr, slot)

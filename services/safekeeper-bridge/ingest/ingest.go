@@ -199,6 +199,7 @@ func (s *Sender) session(ctx context.Context) error {
 		}
 	})
 
+	var batch []byte // reused: Send has serialized the message when it returns
 	for {
 		wctx, wcancel := context.WithTimeout(ctx, s.cfg.KeepaliveInterval)
 		c, err := rd.Next(wctx)
@@ -219,18 +220,43 @@ func (s *Sender) session(ctx context.Context) error {
 			}
 			return err
 		}
+		start, data := c.LSN, c.Data
+		if s.spool.FlushLSN() > c.End() {
+			// A backlog: send up to maxMessageBytes of WAL at once (frames
+			// are at most 128 KiB, as the walsender sent them), so that
+			// both ends pay their per-message costs less often.
+			batch = append(batch[:0], c.Data...)
+			for len(batch) < maxMessageBytes && s.spool.FlushLSN() > start.Add(uint64(len(batch))) {
+				more, err := rd.Next(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return context.Cause(ctx)
+					}
+					if errors.Is(err, spool.ErrTrimmed) {
+						return fmt.Errorf("%w: %w", ErrWALGap, err)
+					}
+					return err
+				}
+				batch = append(batch, more.Data...)
+			}
+			data = batch
+		}
 		err = stream.Send(&pb.IngestRequest{Message: &pb.IngestRequest_Wal{Wal: &pb.WalChunk{
-			StartLsn:       uint64(c.LSN),
-			Data:           c.Data,
+			StartLsn:       uint64(start),
+			Data:           data,
 			SenderFlushLsn: uint64(s.spool.FlushLSN()),
 			SentAt:         timestamppb.Now(),
 		}}})
 		if err != nil {
 			return s.sendErr(ctx, err)
 		}
-		s.stats.SentLSN.Store(c.End())
+		s.stats.SentLSN.Store(start.Add(uint64(len(data))))
 	}
 }
+
+// maxMessageBytes bounds the WAL of one WalChunk message when frames are
+// batched (the pageserver accepts messages of 16 MiB).
+const maxMessageBytes = 1 << 20
 
 // sendErr prefers the receive side's error, which carries the server's
 // status, over Send's io.EOF.
