@@ -80,8 +80,9 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 	log.Info("ingest stream open", "start_lsn", next)
 
 	// The receiver goroutine only hands messages over; all sends and all
-	// feeding happen on this goroutine.
-	msgs := make(chan *pb.IngestRequest)
+	// feeding happen on this goroutine. It may read a few messages ahead,
+	// so that it does not park and wake for every one.
+	msgs := make(chan *pb.IngestRequest, 4)
 	recvErr := make(chan error, 1)
 	done := make(chan struct{})
 	defer close(done)
