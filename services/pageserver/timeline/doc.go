@@ -17,10 +17,13 @@
 //
 // Ingest writes through IngestRecord: all values of one WAL record are put
 // at the record's end LSN, then last_record_lsn advances, so readers never
-// see half a record. When the open layer holds checkpoint_distance bytes of
-// WAL (or is older than checkpoint_timeout) it is frozen and the flusher
-// writes it as a delta layer file (fsync file and directory), then advances
-// and persists disk_consistent_lsn.
+// see half a record. IngestBatch does the same for the records of one
+// received chunk under one hold of the ingest lock, advancing
+// last_record_lsn once, to the end of the last whole record. When the open
+// layer holds checkpoint_distance bytes of WAL (or is older than
+// checkpoint_timeout) it is frozen and the flusher writes it as a delta
+// layer file (fsync file and directory), then advances and persists
+// disk_consistent_lsn.
 //
 // Crash recovery (Open): ephemeral files are deleted; layer files whose LSN
 // range ends above disk_consistent_lsn, or that fail their header checks,
@@ -32,6 +35,6 @@
 // created in O(1); reads at or below the ancestor LSN are answered by the
 // ancestor, and the branch's own writes never reach the ancestor.
 //
-// Concurrency: one ingesting goroutine (IngestRecord is serialized); any
-// number of readers; Run owns the background flusher.
+// Concurrency: one ingesting goroutine (IngestRecord and IngestBatch are
+// serialized); any number of readers; Run owns the background flusher.
 package timeline
