@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -35,6 +36,13 @@ import (
 // against the model, and that nothing newer is visible.
 
 const crashChildEnv = "STRATA_TIMELINE_CRASH_CHILD"
+
+// crashGCEnv makes the child compact and garbage-collect while it ingests.
+const crashGCEnv = "STRATA_TIMELINE_CRASH_GC"
+
+// crashGCHorizon is the history the child's GC keeps below
+// disk_consistent_lsn.
+const crashGCHorizon = 20000
 
 // crashRecordCount is large enough that the child never stores them all
 // within the test's rounds, so every round kills it mid-stream.
@@ -70,15 +78,33 @@ func crashRecords(n int) []loggedRecord {
 	return recs
 }
 
-func readDCL(dir string) (lsn.LSN, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "dcl"))
+func readDCL(dir string) (lsn.LSN, error) { return readLSNFile(dir, "dcl") }
+
+func writeLSNFile(dir, name string, l lsn.LSN) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(l))
+	return durable.WriteFile(filepath.Join(dir, name), b[:], 0o600)
+}
+
+func readLSNFile(dir, name string) (lsn.LSN, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if os.IsNotExist(err) {
 		return 0, nil
 	}
 	if err != nil || len(b) != 8 {
-		return 0, fmt.Errorf("bad dcl file: %v (%d bytes)", err, len(b))
+		return 0, fmt.Errorf("bad %s file: %v (%d bytes)", name, err, len(b))
 	}
 	return lsn.LSN(binary.LittleEndian.Uint64(b)), nil
+}
+
+// crashKeys are the keys of the crash stream (the keyspace compaction
+// images in the compaction-and-GC variant).
+func crashKeys() []keyspace.Key {
+	keys := make([]keyspace.Key, 16)
+	for i := range keys {
+		keys[i] = keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 30000}, uint32(i))
+	}
+	return keys
 }
 
 func openCrashTimeline(t testing.TB, dir string, cfg Config) *Timeline {
@@ -86,14 +112,13 @@ func openCrashTimeline(t testing.TB, dir string, cfg Config) *Timeline {
 	require.NoError(t, err)
 	dcl, err := readDCL(dir)
 	require.NoError(t, err)
+	cut, err := readLSNFile(dir, "gc")
+	require.NoError(t, err)
 	tl, err := Open(context.Background(), Options{
-		Tenant: crashTenant, ID: crashTimeline, Dir: dir, StartLSN: 1, DiskConsistentLSN: dcl,
-		Cache: cache, Redo: &fakeRedo{}, Native: fakeNative{}, Config: cfg, Logger: logging.Discard(),
-		PersistMetadata: func(d, _ lsn.LSN) error {
-			var b [8]byte
-			binary.LittleEndian.PutUint64(b[:], uint64(d))
-			return durable.WriteFile(filepath.Join(dir, "dcl"), b[:], 0o600)
-		},
+		Tenant: crashTenant, ID: crashTimeline, Dir: dir, StartLSN: 1, DiskConsistentLSN: dcl, GCCutoffLSN: cut,
+		Keyspace: func(context.Context, *Timeline, lsn.LSN) ([]keyspace.Key, error) { return crashKeys(), nil },
+		Cache:    cache, Redo: &fakeRedo{}, Native: fakeNative{}, Config: cfg, Logger: crashLogger(),
+		PersistMetadata: func(d, _ lsn.LSN) error { return writeLSNFile(dir, "dcl", d) },
 	})
 	require.NoError(t, err)
 	return tl
@@ -105,10 +130,38 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("crash test child: runs only when re-executed by TestCrashKill")
 	}
-	tl := openCrashTimeline(t, dir, Config{CheckpointDistance: 3000, CheckpointTimeout: time.Hour, WaitLSNTimeout: time.Second})
+	cfg := Config{CheckpointDistance: 3000, CheckpointTimeout: time.Hour, WaitLSNTimeout: time.Second}
+	withGC := os.Getenv(crashGCEnv) != ""
+	if withGC {
+		// Background image creation after every second delta layer, in
+		// several files per pass, and GC every few milliseconds keeping
+		// crashGCHorizon bytes of history.
+		cfg.ImageCreationThreshold, cfg.ImageLayerTargetSize, cfg.ImageWorkers = 2, 5*pgtypes.BLCKSZ, 2
+	}
+	tl := openCrashTimeline(t, dir, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = tl.Run(ctx) }()
+	if withGC {
+		go func() {
+			for ctx.Err() == nil {
+				time.Sleep(3 * time.Millisecond)
+				dcl := tl.DiskConsistentLSN()
+				if dcl <= crashGCHorizon || dcl-crashGCHorizon <= tl.GCCutoffLSN() {
+					continue
+				}
+				cut := dcl - crashGCHorizon
+				// As tenantmgr does: the cutoff is durable before any file goes.
+				if err := writeLSNFile(dir, "gc", cut); err != nil {
+					panic(err)
+				}
+				tl.SetGCCutoff(cut)
+				if _, err := tl.GC(ctx, nil); err != nil && ctx.Err() == nil {
+					panic(err)
+				}
+			}
+		}()
+	}
 	fmt.Println("crash-child-ready") // the parent starts its kill timer now
 	from := tl.LastRecordLSN()
 	for _, rec := range crashRecords(crashRecordCount) {
@@ -123,7 +176,15 @@ func TestCrashChild(t *testing.T) {
 	time.Sleep(time.Minute)
 }
 
-func TestCrashKill(t *testing.T) {
+func TestCrashKill(t *testing.T) { runCrashKill(t, false, 20) }
+
+// TestCrashKillCompactGC kills the child while it also creates image layers
+// in the background and garbage-collects: after every restart the reads at
+// or above the persisted GC cutoff still equal the model, and reads below
+// it are refused.
+func TestCrashKillCompactGC(t *testing.T) { runCrashKill(t, true, 12) }
+
+func runCrashKill(t *testing.T, withGC bool, rounds int) {
 	if testing.Short() {
 		t.Skip("spawns child processes")
 	}
@@ -138,11 +199,14 @@ func TestCrashKill(t *testing.T) {
 	recs := crashRecords(crashRecordCount)
 	model := &modelTimeline{puts: map[keyspace.Key][]modelPut{}}
 	r := rand.New(rand.NewPCG(5, 5))
-	rounds, progressed := 20, 0
-	prevDCL := lsn.LSN(0)
+	progressed, maxImages, refused := 0, 0, 0
+	prevDCL, prevCut := lsn.LSN(0), lsn.LSN(0)
 	for round := 0; round < rounds; round++ {
 		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		if withGC {
+			cmd.Env = append(cmd.Env, crashGCEnv+"=1")
+		}
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
@@ -191,6 +255,12 @@ func TestCrashKill(t *testing.T) {
 			progressed++
 		}
 		prevDCL = dcl
+		cut := tl.GCCutoffLSN()
+		require.GreaterOrEqual(t, cut, prevCut, "round %d: the GC cutoff went backwards", round)
+		prevCut = cut
+		if img, _ := tl.ImageStats(); img > 0 {
+			maxImages++
+		}
 		// Model up to dcl.
 		model.puts = map[keyspace.Key][]modelPut{}
 		for _, rec := range recs {
@@ -212,10 +282,31 @@ func TestCrashKill(t *testing.T) {
 					if at > dcl {
 						continue
 					}
+					if at < cut {
+						if r.IntN(20) == 0 {
+							_, err := tl.Get(context.Background(), k, at, nil)
+							require.ErrorIs(t, err, ErrLSNOutOfRange, "round %d: %s at %s below the GC cutoff %s", round, k.Describe(), at, cut)
+							refused++
+						}
+						continue
+					}
 					got, err := tl.Get(context.Background(), k, at, nil)
 					require.NoError(t, err, "round %d: %s at %s", round, k.Describe(), at)
 					require.True(t, slices.Equal(model.value(k, at), got), "round %d: %s at %s", round, k.Describe(), at)
 				}
+			}
+		}
+		// Every key at the cutoff and at dcl (the reads GC must keep).
+		for _, k := range keysOf(model) {
+			for _, at := range []lsn.LSN{max(cut, 1), dcl} {
+				want := model.value(k, at)
+				got, err := tl.Get(context.Background(), k, at, nil)
+				if want == nil {
+					require.ErrorIs(t, err, ErrNotFound, "round %d: %s at %s", round, k.Describe(), at)
+					continue
+				}
+				require.NoError(t, err, "round %d: %s at %s", round, k.Describe(), at)
+				require.True(t, slices.Equal(want, got), "round %d: %s at %s", round, k.Describe(), at)
 			}
 		}
 		// Nothing newer is visible from files: reads above dcl wait and time out.
@@ -223,7 +314,12 @@ func TestCrashKill(t *testing.T) {
 		require.ErrorIs(t, err, ErrWaitLSNTimeout)
 		require.NoError(t, tl.Close())
 	}
-	t.Logf("%d kill rounds, disk_consistent_lsn advanced in %d, final %s (%s of %d records)", rounds, progressed, prevDCL, strconv.Itoa(countUpTo(recs, prevDCL)), len(recs))
+	t.Logf("%d kill rounds, disk_consistent_lsn advanced in %d, final %s (%s of %d records); GC cutoff %s, rounds with image layers %d, reads refused below the cutoff %d",
+		rounds, progressed, prevDCL, strconv.Itoa(countUpTo(recs, prevDCL)), len(recs), prevCut, maxImages, refused)
+	if withGC {
+		require.NotZero(t, prevCut, "GC never ran")
+		require.NotZero(t, maxImages, "no image layer was ever created")
+	}
 	if prevDCL < recs[len(recs)-1].end {
 		require.Equal(t, rounds, progressed, "the child made durable progress in every round")
 	}
@@ -247,4 +343,11 @@ func countUpTo(recs []loggedRecord, at lsn.LSN) int {
 		}
 	}
 	return n
+}
+
+func crashLogger() *slog.Logger {
+	if os.Getenv("STRATA_CRASH_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return logging.Discard()
 }

@@ -479,22 +479,23 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 	cache, err := pagecache.New(pagecache.Config{SizeBytes: 128 * pagecache.PageSize}, nil)
 	require.NoError(t, err)
 	e := &env{t: t, cache: cache, redo: &fakeRedo{}, tenant: ids.NewTenantID(),
-		cfg: Config{CheckpointDistance: 2048, CheckpointTimeout: 50 * time.Millisecond, WaitLSNTimeout: 5 * time.Second}}
+		cfg: Config{CheckpointDistance: 2048, CheckpointTimeout: 50 * time.Millisecond, WaitLSNTimeout: 5 * time.Second,
+			ImageCreationThreshold: 2, ImageLayerTargetSize: 3 * pgtypes.BLCKSZ, ImageWorkers: 2}}
+	keys := make([]keyspace.Key, 8)
+	for i := range keys {
+		keys[i] = keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 20000}, uint32(i))
+	}
+	e.keys = keys // background image creation, and GC below, run during the reads
 	m := &modelTimeline{id: ids.NewTimelineID(), dir: t.TempDir(), puts: map[keyspace.Key][]modelPut{}}
 	e.open(m)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.tl.Run(ctx) }()
-
-	keys := make([]keyspace.Key, 8)
-	for i := range keys {
-		keys[i] = keyspace.RelBlock(pgtypes.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 20000}, uint32(i))
-	}
 	// Pre-generate the records so the model can be built without racing.
 	var recs []loggedRecord
 	at := lsn.LSN(1000)
 	seen := map[keyspace.Key]bool{}
-	for i := 0; i < 1500; i++ {
+	for i := 0; i < 3000; i++ {
 		start := at + 1
 		at = start + 100
 		k := keys[r.IntN(len(keys))]
@@ -502,14 +503,37 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 		seen[k] = true
 	}
 	type readResult struct {
-		k   keyspace.Key
-		at  lsn.LSN
-		val []byte
-		err error
+		k      keyspace.Key
+		at     lsn.LSN
+		val    []byte
+		err    error
+		cutoff lsn.LSN // the GC cutoff right after the read
 	}
 	results := make(chan readResult, 100000)
 	readersDone := make(chan struct{})
 	stop := make(chan struct{})
+	gcDone := make(chan struct{})
+	gcPasses, gcRemoved := 0, 0
+	go func() { // GC keeping 10000 bytes of history, as often as it can
+		defer close(gcDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+			if dcl := m.tl.DiskConsistentLSN(); dcl > 11000 {
+				m.tl.SetGCCutoff(dcl - 10000)
+			}
+			res, err := m.tl.GC(context.Background(), nil)
+			if err != nil {
+				t.Errorf("GC: %v", err)
+				return
+			}
+			gcPasses++
+			gcRemoved += res.LayersRemoved
+		}
+	}()
 	for w := 0; w < 3; w++ {
 		go func() {
 			defer func() { readersDone <- struct{}{} }()
@@ -524,10 +548,14 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 				if last < 1001 {
 					continue
 				}
-				at := 1001 + lsn.LSN(rr.Uint64N(uint64(last-1000)))
+				lo := max(1001, m.tl.GCCutoffLSN())
+				if last < lo {
+					continue
+				}
+				at := lo + lsn.LSN(rr.Uint64N(uint64(last-lo+1)))
 				k := keys[rr.IntN(len(keys))]
 				v, err := m.tl.Get(context.Background(), k, at, nil)
-				results <- readResult{k, at, v, err}
+				results <- readResult{k, at, v, err, m.tl.GCCutoffLSN()}
 			}
 		}()
 	}
@@ -541,6 +569,7 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 	for w := 0; w < 3; w++ {
 		<-readersDone
 	}
+	<-gcDone
 	close(results)
 	_, err = m.tl.Checkpoint(context.Background())
 	require.NoError(t, err)
@@ -549,8 +578,12 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 	n, _ := m.tl.LayerStats()
 	require.Greater(t, n, 5, "the flusher wrote layers while reads ran")
 
-	checked := 0
+	checked, refused := 0, 0
 	for res := range results {
+		if res.at < res.cutoff && errors.Is(res.err, ErrLSNOutOfRange) {
+			refused++ // GC raised the cutoff above the LSN while the read ran
+			continue
+		}
 		want := m.value(res.k, res.at)
 		if want == nil {
 			require.ErrorIs(t, res.err, ErrNotFound)
@@ -561,7 +594,11 @@ func TestConcurrentIngestFlushAndReads(t *testing.T) {
 		checked++
 	}
 	require.Greater(t, checked, 100)
-	t.Logf("checked %d concurrent reads; %d layer files", checked, n)
+	img, _ := m.tl.ImageStats()
+	require.NotZero(t, img, "background image creation ran")
+	require.NotZero(t, gcRemoved, "GC removed layers while reads ran")
+	t.Logf("checked %d concurrent reads (%d refused: the cutoff rose during the read); %d layer files; newest image %s; %d GC passes removed %d layers",
+		checked, refused, n, img, gcPasses, gcRemoved)
 	require.NoError(t, m.tl.Close())
 }
 

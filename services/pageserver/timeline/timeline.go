@@ -134,8 +134,11 @@ type Timeline struct {
 	flushMu   sync.Mutex // one flush at a time
 	compactMu sync.Mutex // one image pass at a time
 	flushWake chan struct{}
-	broken    atomic.Pointer[error]
-	closed    atomic.Bool
+	// compactWake is signalled after every layer flush: the background
+	// image creation checks its threshold then.
+	compactWake chan struct{}
+	broken      atomic.Pointer[error]
+	closed      atomic.Bool
 }
 
 type frozenLayer struct {
@@ -160,12 +163,13 @@ func Open(ctx context.Context, opts Options) (*Timeline, error) {
 		tenant: opts.Tenant, id: opts.ID, dir: opts.Dir,
 		ancestor: opts.Ancestor, ancestorLSN: opts.AncestorLSN,
 		cache: opts.Cache, redo: opts.Redo, native: opts.Native, cfg: opts.Config,
-		logger:     opts.Logger.With("tenant_id", opts.Tenant.String(), "timeline_id", opts.ID.String()),
-		persist:    opts.PersistMetadata,
-		keyspaceFn: opts.Keyspace,
-		baseLogger: opts.Logger,
-		lastRecord: seqwait.New(opts.DiskConsistentLSN),
-		flushWake:  make(chan struct{}, 1),
+		logger:      opts.Logger.With("tenant_id", opts.Tenant.String(), "timeline_id", opts.ID.String()),
+		persist:     opts.PersistMetadata,
+		keyspaceFn:  opts.Keyspace,
+		baseLogger:  opts.Logger,
+		lastRecord:  seqwait.New(opts.DiskConsistentLSN),
+		flushWake:   make(chan struct{}, 1),
+		compactWake: make(chan struct{}, 1),
 	}
 	t.prevRecord.Store(opts.PrevRecordLSN)
 	t.startLSN.Store(opts.StartLSN)
@@ -439,9 +443,8 @@ func (t *Timeline) maybeFreezeLocked(force bool) bool {
 func (t *Timeline) Run(ctx context.Context) error {
 	tick := time.NewTicker(min(t.cfg.CheckpointTimeout, time.Second))
 	defer tick.Stop()
-	compactWake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { t.compactLoop(ctx, compactWake) })
+	wg.Go(func() { t.compactLoop(ctx, t.compactWake) })
 	defer wg.Wait()
 	for {
 		select {
@@ -456,10 +459,6 @@ func (t *Timeline) Run(ctx context.Context) error {
 		}
 		if err := t.flushFrozen(ctx); err != nil && ctx.Err() == nil {
 			t.setBroken(err)
-		}
-		select {
-		case compactWake <- struct{}{}:
-		default:
 		}
 	}
 }
@@ -519,6 +518,10 @@ func (t *Timeline) flushFrozen(ctx context.Context) error {
 			t.logger.Warn("closing flushed in-memory layer", "err", err)
 		}
 		t.logger.Debug("flushed layer", "file", filepath.Base(h.path), "disk_consistent_lsn", dcl)
+		select {
+		case t.compactWake <- struct{}{}:
+		default:
+		}
 	}
 }
 
