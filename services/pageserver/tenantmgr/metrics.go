@@ -14,11 +14,12 @@ import (
 //	strata_pageserver_layer_bytes{tenant_id,timeline_id}
 //	strata_pageserver_newest_image_lsn{tenant_id,timeline_id}
 //	strata_pageserver_deltas_above_image{tenant_id,timeline_id}
+//	strata_pageserver_gc_cutoff_lsn{tenant_id,timeline_id}
 //	strata_pageserver_timelines{state}
 type Collector struct {
 	m *Manager
 
-	lastRecord, diskConsistent, unflushed, layerFiles, layerBytes, newestImage, deltasAbove, timelines *prometheus.Desc
+	lastRecord, diskConsistent, unflushed, layerFiles, layerBytes, newestImage, deltasAbove, gcCutoff, timelines *prometheus.Desc
 }
 
 // NewCollector returns the collector for m; register it on the service's
@@ -34,13 +35,14 @@ func NewCollector(m *Manager) *Collector {
 		layerBytes:     prometheus.NewDesc("strata_pageserver_layer_bytes", "Total size of the timeline's layer files.", labels, nil),
 		newestImage:    prometheus.NewDesc("strata_pageserver_newest_image_lsn", "LSN of the timeline's newest image layer (0: none of its own); reads at or above it start from an image.", labels, nil),
 		deltasAbove:    prometheus.NewDesc("strata_pageserver_deltas_above_image", "Delta layer files above the newest image layer; compaction runs at image_creation_threshold.", labels, nil),
+		gcCutoff:       prometheus.NewDesc("strata_pageserver_gc_cutoff_lsn", "GC cutoff of the timeline: reads and branch points below it are refused.", labels, nil),
 		timelines:      prometheus.NewDesc("strata_pageserver_timelines", "Number of timelines by state.", []string{"state"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.lastRecord, c.diskConsistent, c.unflushed, c.layerFiles, c.layerBytes, c.newestImage, c.deltasAbove, c.timelines} {
+	for _, d := range []*prometheus.Desc{c.lastRecord, c.diskConsistent, c.unflushed, c.layerFiles, c.layerBytes, c.newestImage, c.deltasAbove, c.gcCutoff, c.timelines} {
 		ch <- d
 	}
 }
@@ -66,6 +68,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.layerBytes, prometheus.GaugeValue, float64(ti.LayerFileBytes), l...)
 			ch <- prometheus.MustNewConstMetric(c.newestImage, prometheus.GaugeValue, float64(ti.NewestImageLSN), l...)
 			ch <- prometheus.MustNewConstMetric(c.deltasAbove, prometheus.GaugeValue, float64(ti.DeltasAboveImage), l...)
+			ch <- prometheus.MustNewConstMetric(c.gcCutoff, prometheus.GaugeValue, float64(ti.GCCutoffLSN), l...)
 		}
 	}
 	for state, n := range states {
