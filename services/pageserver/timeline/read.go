@@ -59,7 +59,15 @@ func (t *Timeline) Get(ctx context.Context, key keyspace.Key, at lsn.LSN, dst []
 	if err := t.WaitForLSN(ctx, at); err != nil {
 		return dst[:0], err
 	}
-	return t.reconstruct(ctx, key, at, dst, true)
+	out, err := t.reconstruct(ctx, key, at, dst, true)
+	if err != nil {
+		if cut := t.gcCutoff.Load(); at < cut {
+			// GC raised the cutoff above at while the read ran and removed
+			// layers it was reading.
+			return dst[:0], fmt.Errorf("%w: %s fell below the GC cutoff %s while it was read: %w", ErrLSNOutOfRange, at, cut, err)
+		}
+	}
+	return out, err
 }
 
 // found is one value collected by the walk, newest first.
