@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,11 +63,16 @@ type walRun struct {
 // the delta layer file of the workload's values), which the pageserver runs
 // in the background, per record; it is not in ns/op. The baseline is the decoder alone over the same chunks
 // (BenchmarkIngestWAL/<workload>/decode).
+//
+// <workload>/ingest calls Ingest.Feed per chunk (decode, then store, on one
+// goroutine); <workload>/ingest-pipelined is what IngestService does:
+// Ingest.Decode on one goroutine, Ingest.Store on another, 4 chunks deep.
 func BenchmarkIngestWAL(b *testing.B) {
 	h := generateHistory(b)
 	for i, w := range h.workloads {
 		b.Run(w.name+"/decode", func(b *testing.B) { benchDecode(b, w) })
-		b.Run(w.name+"/ingest", func(b *testing.B) { benchIngest(b, h, i) })
+		b.Run(w.name+"/ingest", func(b *testing.B) { benchIngest(b, h, i, false) })
+		b.Run(w.name+"/ingest-pipelined", func(b *testing.B) { benchIngest(b, h, i, true) })
 	}
 }
 
@@ -131,7 +137,7 @@ func (noRedo) Apply(context.Context, *redo.Request, []byte) error {
 	return errors.New("ingest benchmark: unexpected WAL redo during ingest")
 }
 
-func benchIngest(b *testing.B, h *walHistory, which int) {
+func benchIngest(b *testing.B, h *walHistory, which int, pipelined bool) {
 	w := h.workloads[which]
 	ctx := context.Background()
 	var records, ns, flushNs uint64
@@ -159,10 +165,16 @@ func benchIngest(b *testing.B, h *walHistory, which int) {
 		b.StartTimer()
 
 		began := time.Now()
-		for off := 0; off < len(w.wal); off += benchChunkBytes {
-			chunk := w.wal[off:min(off+benchChunkBytes, len(w.wal))]
-			if err := ing.Feed(ctx, w.from.Add(uint64(off)), chunk); err != nil {
+		if pipelined {
+			if err := feedPipelined(ctx, ing, w.from, w.wal); err != nil {
 				b.Fatal(err)
+			}
+		} else {
+			for off := 0; off < len(w.wal); off += benchChunkBytes {
+				chunk := w.wal[off:min(off+benchChunkBytes, len(w.wal))]
+				if err := ing.Feed(ctx, w.from.Add(uint64(off)), chunk); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 		ns += uint64(time.Since(began).Nanoseconds())
@@ -182,6 +194,57 @@ func benchIngest(b *testing.B, h *walHistory, which int) {
 	b.ReportMetric(float64(ns)/float64(records), "ns/record")
 	b.ReportMetric(float64(flushNs)/float64(records), "flush-ns/record")
 	b.ReportMetric(float64(records)/float64(b.N), "records")
+}
+
+// feedPipelined feeds wal, which starts at from, in benchChunkBytes chunks
+// as IngestService does: one goroutine decodes, this one stores, with
+// Decodeds recycled.
+func feedPipelined(ctx context.Context, ing *pgdatadir.Ingest, from lsn.LSN, wal []byte) error {
+	const depth = 4
+	queue := make(chan *pgdatadir.Decoded, depth)
+	free := make(chan *pgdatadir.Decoded, depth+2)
+	for range depth + 2 {
+		free <- new(pgdatadir.Decoded)
+	}
+	done := make(chan struct{})
+	decodeErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	wg.Go(func() {
+		defer close(queue)
+		for off := 0; off < len(wal); off += benchChunkBytes {
+			var d *pgdatadir.Decoded
+			select {
+			case d = <-free:
+			case <-done:
+				return
+			}
+			chunk := wal[off:min(off+benchChunkBytes, len(wal))]
+			if err := ing.Decode(from.Add(uint64(off)), chunk, d); err != nil {
+				decodeErr <- err
+				return
+			}
+			select {
+			case queue <- d:
+			case <-done:
+				return
+			}
+		}
+	})
+	for d := range queue {
+		err := ing.Store(ctx, d)
+		free <- d
+		if err != nil {
+			return err
+		}
+	}
+	select {
+	case err := <-decodeErr:
+		return err
+	default:
+		return nil
+	}
 }
 
 // benchDecode is the baseline: the stream decoder and DecodeRecord over the
