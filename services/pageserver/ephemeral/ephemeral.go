@@ -174,64 +174,6 @@ func (f *File) ReadAt(dst []byte, off uint64) error {
 	return nil
 }
 
-// BlockReader reads a file like File.ReadAt, keeping a copy of the last
-// written block it read: a reader that goes through nearby values (a flush
-// iterating a key's versions, which a run of records appended together)
-// then needs one page cache lookup per block, not per value. Blocks in the
-// file never change, so the copy stays valid. Not safe for concurrent use.
-type BlockReader struct {
-	f     *File
-	blk   uint64
-	valid bool
-	buf   []byte
-}
-
-// NewBlockReader returns a BlockReader of f.
-func (f *File) NewBlockReader() *BlockReader {
-	return &BlockReader{f: f, buf: make([]byte, BlockSize)}
-}
-
-// ReadAt is File.ReadAt.
-func (r *BlockReader) ReadAt(dst []byte, off uint64) error {
-	f := r.f
-	f.mu.RLock()
-	written, size, closed := f.tailStart(), f.size, f.closed
-	f.mu.RUnlock()
-	if closed {
-		return fmt.Errorf("%w: %s", ErrClosed, f.path)
-	}
-	if off+uint64(len(dst)) > size || off+uint64(len(dst)) < off {
-		return fmt.Errorf("%w: %s: %d bytes at offset %d, file has %d", ErrOutOfRange, f.path, len(dst), off, size)
-	}
-	for len(dst) > 0 {
-		blk := off / BlockSize
-		if (blk+1)*BlockSize > written {
-			// The rest is (or was) in the write buffer.
-			return f.ReadAt(dst, off)
-		}
-		if (!r.valid || r.blk != blk) && off%BlockSize == 0 && len(dst) >= BlockSize {
-			// A whole block of a large value: straight from the cache.
-			if err := f.ReadAt(dst[:BlockSize], off); err != nil {
-				return err
-			}
-			dst = dst[BlockSize:]
-			off += BlockSize
-			continue
-		}
-		if !r.valid || r.blk != blk {
-			r.valid = false
-			if err := f.ReadAt(r.buf, blk*BlockSize); err != nil {
-				return err
-			}
-			r.blk, r.valid = blk, true
-		}
-		n := copy(dst, r.buf[off%BlockSize:])
-		dst = dst[n:]
-		off += uint64(n)
-	}
-	return nil
-}
-
 // Close closes and deletes the file and drops its cached blocks. Reads
 // after Close fail with ErrClosed.
 func (f *File) Close() error {

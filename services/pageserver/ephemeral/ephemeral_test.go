@@ -65,20 +65,62 @@ func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
 	err = f.ReadAt(make([]byte, 2), uint64(len(model)-1))
 	require.ErrorIs(t, err, ErrOutOfRange)
 
-	// A BlockReader, in append order and in random order.
-	rd := f.NewBlockReader()
-	for _, order := range [][]int{nil, r.Perm(len(offs))} {
-		for k := range offs {
-			i := k
-			if order != nil {
-				i = order[k]
-			}
-			got := make([]byte, lens[i])
-			require.NoError(t, rd.ReadAt(got, offs[i]))
-			require.True(t, bytes.Equal(model[offs[i]:offs[i]+uint64(lens[i])], got), "value %d through a BlockReader", i)
+	// A Mapping holds every byte appended, the write buffer's too.
+	checkMapping := func(model []byte) {
+		t.Helper()
+		m, err := f.Map()
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m.Close()) }()
+		require.Equal(t, uint64(len(model)), m.Size())
+		for _, i := range r.Perm(len(offs)) {
+			got, err := m.Slice(offs[i], uint32(lens[i]))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(model[offs[i]:offs[i]+uint64(lens[i])], got), "value %d through a Mapping", i)
 		}
+		_, err = m.Slice(uint64(len(model)-1), 2)
+		require.ErrorIs(t, err, ErrOutOfRange)
 	}
-	require.ErrorIs(t, rd.ReadAt(make([]byte, 2), uint64(len(model)-1)), ErrOutOfRange)
+	checkMapping(model)
+	// Appends after Map: the partial buffer Map wrote is written again,
+	// whole, when it fills; reads and a new mapping see every byte.
+	for i := 0; i < 200; i++ {
+		b := bytes.Repeat([]byte{byte(i)}, 1+r.IntN(2*BlockSize))
+		off, err := f.Append(b)
+		require.NoError(t, err)
+		model = append(model, b...)
+		offs = append(offs, off)
+		lens = append(lens, len(b))
+	}
+	for _, i := range r.Perm(len(offs)) {
+		got := make([]byte, lens[i])
+		require.NoError(t, f.ReadAt(got, offs[i]))
+		require.True(t, bytes.Equal(model[offs[i]:offs[i]+uint64(lens[i])], got), "value %d after Map", i)
+	}
+	checkMapping(model)
+}
+
+func TestMappingOutlivesClose(t *testing.T) {
+	cache := newCache(t)
+	f, err := Create(t.TempDir(), 3, cache)
+	require.NoError(t, err)
+	empty, err := f.Map()
+	require.NoError(t, err)
+	require.Zero(t, empty.Size())
+	require.NoError(t, empty.Close())
+
+	want := bytes.Repeat([]byte("strata"), 3*BlockSize)
+	off, err := f.Append(want)
+	require.NoError(t, err)
+	m, err := f.Map()
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	_, err = f.Map()
+	require.ErrorIs(t, err, ErrClosed)
+	got, err := m.Slice(off, uint32(len(want)))
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.NoError(t, m.Close())
+	require.NoError(t, m.Close(), "a second Close is a no-op")
 }
 
 func TestConcurrentReadersDuringAppends(t *testing.T) {

@@ -241,20 +241,33 @@ func (l *Layer) Keys() []keyspace.Key {
 }
 
 // Iterate calls fn for every version in (key, LSN) order — the order a
-// delta layer file is written in. val is only valid during the call.
+// delta layer file is written in. val is only valid during the call and
+// must not be modified (it is read-only memory).
+//
+// It reads the values from a mapping of the ephemeral file (see
+// ephemeral.File.Map), not through the page cache: a flush goes through the
+// whole file once, most of it long evicted from the cache, and would cost
+// a cache miss and a pread per block. Versions put after Iterate starts are
+// not visited (a frozen layer has none).
 func (l *Layer) Iterate(ctx context.Context, fn func(key keyspace.Key, at lsn.LSN, val []byte) error) error {
-	var buf []byte
-	rd := l.file.NewBlockReader()
+	m, err := l.file.Map()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
 	for _, k := range l.Keys() {
 		for _, v := range l.versionsOf(k) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			buf = slices.Grow(buf[:0], int(v.n))[:v.n]
-			if err := rd.ReadAt(buf, v.off); err != nil {
+			if v.off >= m.Size() {
+				break // put after Map (a key's versions are appended in order)
+			}
+			val, err := m.Slice(v.off, v.n)
+			if err != nil {
 				return fmt.Errorf("inmemory: reading %s at %s: %w", k.Describe(), v.lsn, err)
 			}
-			if err := fn(k, v.lsn, buf); err != nil {
+			if err := fn(k, v.lsn, val); err != nil {
 				return err
 			}
 		}
