@@ -32,12 +32,85 @@ type version struct {
 	willInit bool
 }
 
-// versions are one key's versions by ascending LSN. Put replaces vs (under
-// the layer's lock) and never changes an element a reader may hold: readers
-// copy the slice header under the lock and read it without.
+// versions are one key's versions by ascending LSN, in chunks that are
+// never moved or regrown: appending never copies earlier versions (a
+// doubling slice would allocate about twice what it keeps). Chunk 0 is
+// first (one version inline: one allocation per new key), chunk 1 holds 4,
+// chunk 2 16, every later one chunkLen. Every chunk slice is created at
+// full length and its header never changes, so readers take (chunks, n)
+// under the layer's lock and read versions [0, n) without it while Put
+// writes element n and beyond. Put replaces a version a reader may hold
+// (same key, same LSN) by copying its chunk and the chunk list.
 type versions struct {
-	vs    []version
-	first [1]version // vs's backing array until the second version: one allocation per new key
+	chunks [][]version
+	n      int
+	first  [1]version
+	list   [1][]version // chunks' backing array until the second chunk
+}
+
+// chunkLen is the size of chunks from the fourth on: 1.5 KiB.
+const chunkLen = 64
+
+// chunkOf returns the chunk and the index in it of version i, and the
+// length of that chunk.
+func chunkOf(i int) (chunk, idx, length int) {
+	switch {
+	case i < 1:
+		return 0, i, 1
+	case i < 5:
+		return 1, i - 1, 4
+	case i < 21:
+		return 2, i - 5, 16
+	}
+	return 3 + (i-21)/chunkLen, (i - 21) % chunkLen, chunkLen
+}
+
+func newVersions(v version) *versions {
+	kv := &versions{first: [1]version{v}, n: 1}
+	kv.list[0] = kv.first[:]
+	kv.chunks = kv.list[:]
+	return kv
+}
+
+// snapshot returns the versions a reader may read without the lock.
+func (kv *versions) snapshot() snapshot { return snapshot{chunks: kv.chunks, n: kv.n} }
+
+// last returns the newest version.
+func (kv *versions) last() version {
+	c, i, _ := chunkOf(kv.n - 1)
+	return kv.chunks[c][i]
+}
+
+// add appends v. The caller holds the layer's lock.
+func (kv *versions) add(v version) {
+	c, i, length := chunkOf(kv.n)
+	if c == len(kv.chunks) {
+		kv.chunks = append(kv.chunks, make([]version, length))
+	}
+	kv.chunks[c][i] = v
+	kv.n++
+}
+
+// replaceLast replaces the newest version by v, copying what a reader may
+// hold. The caller holds the layer's lock.
+func (kv *versions) replaceLast(v version) {
+	c, i, _ := chunkOf(kv.n - 1)
+	chunk := slices.Clone(kv.chunks[c])
+	chunk[i] = v
+	chunks := slices.Clone(kv.chunks)
+	chunks[c] = chunk
+	kv.chunks = chunks
+}
+
+// snapshot is a stable view of one key's versions [0, n).
+type snapshot struct {
+	chunks [][]version
+	n      int
+}
+
+func (s snapshot) at(i int) version {
+	c, j, _ := chunkOf(i)
+	return s.chunks[c][j]
 }
 
 // Layer is an in-memory layer. See the package doc.
@@ -120,20 +193,13 @@ func (l *Layer) Put(key keyspace.Key, at lsn.LSN, encoded []byte) error {
 	}
 	switch {
 	case kv == nil:
-		kv = &versions{first: [1]version{v}}
-		kv.vs = kv.first[:]
+		kv = newVersions(v)
 		l.index[key] = kv
 		l.entries++
-	case kv.vs[len(kv.vs)-1].lsn == at:
-		// Readers hold snapshots of the slice without the lock: replace by
-		// copy so that no element they may read changes under them.
-		n := len(kv.vs)
-		repl := make([]version, n, n+1)
-		copy(repl, kv.vs)
-		repl[n-1] = v
-		kv.vs = repl
+	case kv.last().lsn == at:
+		kv.replaceLast(v)
 	default:
-		kv.vs = append(kv.vs, v)
+		kv.add(v)
 		l.entries++
 	}
 	l.lastKey, l.lastVersions = key, kv
@@ -172,7 +238,7 @@ func (l *Layer) Get(ctx context.Context, key keyspace.Key, upto lsn.LSN, buf []b
 		if err := ctx.Err(); err != nil {
 			return false, oldest, buf, err
 		}
-		v := vs[i]
+		v := vs.at(i)
 		buf = slices.Grow(buf[:0], int(v.n))[:v.n]
 		if err := l.file.ReadAt(buf, v.off); err != nil {
 			return false, oldest, buf, fmt.Errorf("inmemory: reading %s at %s: %w", key.Describe(), v.lsn, err)
@@ -192,24 +258,22 @@ func (l *Layer) Get(ctx context.Context, key keyspace.Key, upto lsn.LSN, buf []b
 	return false, oldest, buf, nil
 }
 
-// versionsOf returns a snapshot of key's versions. Versions are append-only:
-// copying the slice header under the lock is a stable snapshot even while
-// Put appends.
-func (l *Layer) versionsOf(key keyspace.Key) []version {
+// versionsOf returns a snapshot of key's versions (see versions).
+func (l *Layer) versionsOf(key keyspace.Key) snapshot {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if kv := l.index[key]; kv != nil {
-		return kv.vs
+		return kv.snapshot()
 	}
-	return nil
+	return snapshot{}
 }
 
 // newestAtOrBelow returns the index of the newest version with lsn ≤ upto, or -1.
-func newestAtOrBelow(vs []version, upto lsn.LSN) int {
-	lo, hi := 0, len(vs)
+func newestAtOrBelow(vs snapshot, upto lsn.LSN) int {
+	lo, hi := 0, vs.n
 	for lo < hi {
 		m := (lo + hi) / 2
-		if vs[m].lsn <= upto {
+		if vs.at(m).lsn <= upto {
 			lo = m + 1
 		} else {
 			hi = m
@@ -223,7 +287,7 @@ func newestAtOrBelow(vs []version, upto lsn.LSN) int {
 func (l *Layer) LastLSN(key keyspace.Key, upto lsn.LSN) (lsn.LSN, bool) {
 	vs := l.versionsOf(key)
 	if i := newestAtOrBelow(vs, upto); i >= 0 {
-		return vs[i].lsn, true
+		return vs.at(i).lsn, true
 	}
 	return lsn.Invalid, false
 }
@@ -256,10 +320,12 @@ func (l *Layer) Iterate(ctx context.Context, fn func(key keyspace.Key, at lsn.LS
 	}
 	defer m.Close()
 	for _, k := range l.Keys() {
-		for _, v := range l.versionsOf(k) {
+		vs := l.versionsOf(k)
+		for i := range vs.n {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			v := vs.at(i)
 			if v.off >= m.Size() {
 				break // put after Map (a key's versions are appended in order)
 			}

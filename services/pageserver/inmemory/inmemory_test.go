@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -182,4 +183,65 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+// TestManyVersionsOfOneKey crosses every chunk boundary of a key's
+// versions, replacing versions (same LSN) at and around the boundaries,
+// and checks reads against a model while a snapshot taken earlier keeps
+// reading what it saw.
+func TestManyVersionsOfOneKey(t *testing.T) {
+	l := newLayer(t, 1)
+	k := keyspace.Key{F4: 3, F6: 9}
+	type ver struct {
+		at  lsn.LSN
+		val string
+	}
+	var model []ver
+	var early snapshot
+	var earlyModel []ver
+	for i := range 300 {
+		at := lsn.LSN(10 + 10*i)
+		val := value.AppendRecord(nil, at, false, []byte(fmt.Sprint("v", i)))
+		require.NoError(t, l.Put(k, at, val))
+		model = append(model, ver{at, string(val)})
+		if i%7 == 0 || i == 4 || i == 20 || i == 84 {
+			// A second put at the same LSN wins.
+			val = value.AppendRecord(nil, at, false, []byte(fmt.Sprint("w", i)))
+			require.NoError(t, l.Put(k, at, val))
+			model[len(model)-1].val = string(val)
+		}
+		if i == 50 {
+			early = l.versionsOf(k)
+			earlyModel = slices.Clone(model)
+		}
+	}
+	require.Equal(t, len(model), l.Len())
+	for _, upto := range []lsn.LSN{9, 10, 15, 20, 55, 215, 216, 1000, 3005, 5000} {
+		var want []got
+		for i := len(model) - 1; i >= 0; i-- {
+			if model[i].at <= upto {
+				want = append(want, got{model[i].at, model[i].val})
+			}
+		}
+		vs, complete := collect(t, l, k, upto)
+		require.False(t, complete)
+		require.Equal(t, want, vs, "upto %s", upto)
+		last, ok := l.LastLSN(k, upto)
+		require.Equal(t, len(want) > 0, ok)
+		if ok {
+			require.Equal(t, want[0].at, last)
+		}
+	}
+	require.Equal(t, len(earlyModel), early.n)
+	for i := range early.n {
+		require.Equal(t, earlyModel[i].at, early.at(i).lsn, "version %d of the early snapshot", i)
+	}
+	i := 0
+	require.NoError(t, l.Iterate(context.Background(), func(key keyspace.Key, at lsn.LSN, val []byte) error {
+		require.Equal(t, k, key)
+		require.Equal(t, model[i], ver{at, string(val)})
+		i++
+		return nil
+	}))
+	require.Equal(t, len(model), i)
 }
