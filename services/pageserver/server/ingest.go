@@ -79,31 +79,23 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 	}
 	log.Info("ingest stream open", "start_lsn", next)
 
-	// Two stages on two goroutines, so that decoding and storing use two
-	// cores: the receiver goroutine receives each message and decodes its
-	// WAL (the decoder and NextLSN are its own from here on); this one
-	// stores the decoded records, in order, and does all sending. Keepalives
-	// travel in the same queue, so a reply reports the WAL before them.
-	// Decoded chunks are recycled through free, so that a steady stream
-	// allocates none.
-	const depth = 4
-	msgs := make(chan received, depth)
-	free := make(chan *pgdatadir.Decoded, depth+2)
-	for range depth + 2 {
-		free <- new(pgdatadir.Decoded)
-	}
+	// The receiver goroutine only hands messages over; all sends and all
+	// feeding happen on this goroutine. It may read a few messages ahead,
+	// so that it does not park and wake for every one.
+	msgs := make(chan *pb.IngestRequest, 4)
+	recvErr := make(chan error, 1)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		for {
-			r := receive(stream, in, free, done)
-			last := r.last() // before the handover: r.decoded is then the other goroutine's
-			select {
-			case msgs <- r:
-			case <-done:
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
 				return
 			}
-			if last {
+			select {
+			case msgs <- m:
+			case <-done:
 				return
 			}
 		}
@@ -130,18 +122,21 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 				return status.FromContextError(stream.Context().Err()).Err()
 			}
 			return toStatus(s.log, "Ingest", cause)
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
 		case <-tick.C:
 			if rt.DiskConsistentLSN() != reported || time.Since(lastSent) >= s.opts.ProgressInterval {
 				if err := send(); err != nil {
 					return err
 				}
 			}
-		case r := <-msgs:
-			switch {
-			case r.decoded != nil:
-				err := in.Store(ctx, r.decoded)
-				free <- r.decoded
-				if err != nil {
+		case m := <-msgs:
+			switch msg := m.GetMessage().(type) {
+			case *pb.IngestRequest_Wal:
+				if err := feed(ctx, in, msg.Wal); err != nil {
 					log.Error("ingest failed", "err", err)
 					return ingestStatus(s, err)
 				}
@@ -150,92 +145,35 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 						return err
 					}
 				}
-			case r.replyRequested:
-				if err := send(); err != nil {
-					return err
+			case *pb.IngestRequest_Keepalive:
+				if msg.Keepalive.GetReplyRequested() {
+					if err := send(); err != nil {
+						return err
+					}
 				}
-			case r.feedErr != nil:
-				log.Error("ingest failed", "err", r.feedErr)
-				return ingestStatus(s, r.feedErr)
-			case r.err != nil:
-				if errors.Is(r.err, io.EOF) {
-					return nil
-				}
-				return r.err
+			default:
+				return status.Error(codes.InvalidArgument, "Ingest: only WAL chunks and keepalives may follow IngestStart")
 			}
 		}
 	}
 }
 
-// received is what the receiver goroutine hands over for one message:
-// decoded WAL, a keepalive that asks for a reply, or why it stopped.
-type received struct {
-	decoded        *pgdatadir.Decoded // WAL, to store and then return to free
-	replyRequested bool
-	feedErr        error // the WAL did not continue the stream
-	err            error // from Recv, or a protocol violation (a status)
-}
-
-// last reports whether r is the last thing the receiver hands over.
-func (r received) last() bool {
-	return r.err != nil || r.feedErr != nil || (r.decoded != nil && r.decoded.Err() != nil)
-}
-
-// receive reads messages until one needs the storing goroutine's
-// attention, decoding WAL into a Decoded taken from free (waiting for one
-// while all are in the queue; done ends the wait).
-func receive(stream pb.IngestService_IngestServer, in *pgdatadir.Ingest, free chan *pgdatadir.Decoded, done <-chan struct{}) received {
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			return received{err: err}
-		}
-		switch msg := m.GetMessage().(type) {
-		case *pb.IngestRequest_Wal:
-			var d *pgdatadir.Decoded
-			select {
-			case d = <-free:
-			case <-done:
-				return received{err: context.Canceled}
-			}
-			if err := decode(in, msg.Wal, d); err != nil {
-				free <- d
-				return received{feedErr: err}
-			}
-			if d.Len() == 0 && d.Err() == nil {
-				free <- d // a partial record or WAL already fed: nothing to store yet
-				continue
-			}
-			return received{decoded: d}
-		case *pb.IngestRequest_Keepalive:
-			if msg.Keepalive.GetReplyRequested() {
-				return received{replyRequested: true}
-			}
-		default:
-			return received{err: status.Error(codes.InvalidArgument, "Ingest: only WAL chunks and keepalives may follow IngestStart")}
-		}
-	}
-}
-
-// decode gives chunk to in's decoder, dropping any prefix in already has
-// (WAL is re-sent from the requested start, which may be below what was
-// fed), and fills into with the records it completes.
-func decode(in *pgdatadir.Ingest, chunk *pb.WalChunk, into *pgdatadir.Decoded) error {
+// feed gives chunk to in, dropping any prefix in already has (WAL is
+// re-sent from the requested start, which may be below what was fed).
+func feed(ctx context.Context, in *pgdatadir.Ingest, chunk *pb.WalChunk) error {
 	start, data := lsn.LSN(chunk.GetStartLsn()), chunk.GetData()
 	next := in.NextLSN()
 	if start < next {
 		skip := uint64(next - start)
 		if skip >= uint64(len(data)) {
-			data = nil
-		} else {
-			data = data[skip:]
+			return nil
 		}
-		start = next
+		start, data = next, data[skip:]
 	}
 	if start > next {
 		return fmt.Errorf("%w: WAL chunk starts at %s, the timeline needs WAL from %s", pgwal.ErrNotContiguous, start, next)
 	}
-	return in.Decode(start, data, into)
+	return in.Feed(ctx, start, data)
 }
 
 func ingestStatus(s *Server, err error) error {
