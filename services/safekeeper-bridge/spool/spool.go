@@ -570,14 +570,20 @@ func (s *Spool) segmentFor(at lsn.LSN) (segment, lsn.LSN, error) {
 	return s.segments[i], next, nil
 }
 
-// nextStart returns the start of the segment after the one starting at
-// start, or Invalid if that one is the newest.
+// nextStart returns the start of the first segment after the one starting
+// at start, or Invalid if that one is the newest. The segment at start may
+// already be trimmed from the list (a reader still holds it open after the
+// pageserver's disk_consistent_lsn passed its end): the next one is still
+// the first segment starting above it.
 func (s *Spool) nextStart(start lsn.LSN) lsn.LSN {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, found := slices.BinarySearchFunc(s.segments, start, func(seg segment, l lsn.LSN) int { return compareLSN(seg.start, l) })
-	if !found || i+1 >= len(s.segments) {
+	if found {
+		i++
+	}
+	if i >= len(s.segments) {
 		return lsn.Invalid
 	}
-	return s.segments[i+1].start
+	return s.segments[i].start
 }

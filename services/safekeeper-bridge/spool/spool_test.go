@@ -320,3 +320,50 @@ func TestIdentity(t *testing.T) {
 	require.NoError(t, s.SetIdentity(42, 2)) // promotion: new segment
 	require.Len(t, segmentFiles(t, dir), 2)
 }
+
+// TestReaderPastTrimmedSegment: a reader that returned the last frame of the
+// then-newest segment moves on to the next one even after that segment was
+// trimmed from the list under it (the pageserver's disk_consistent_lsn
+// reached its end before the reader's next call). It used to take the
+// missing next segment for the end of the spool and read past the end of
+// the trimmed file: "corrupt segment ... EOF".
+func TestReaderPastTrimmedSegment(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	s, err := Open(t.TempDir(), Options{SegmentBytes: 8 << 10})
+	require.NoError(t, err)
+	defer s.Close()
+	first := randomBytes(r, 9000) // fills the first segment past SegmentBytes
+	require.NoError(t, s.Append(testStart, first))
+	_, err = s.Sync()
+	require.NoError(t, err)
+	require.Len(t, s.segments, 1)
+
+	rd, err := s.NewReader(testStart)
+	require.NoError(t, err)
+	defer rd.Close()
+	ctx := context.Background()
+	var got []byte
+	for len(got) < len(first) {
+		c, err := rd.Next(ctx)
+		require.NoError(t, err)
+		got = append(got, c.Data...)
+	}
+	require.Equal(t, first, got)
+
+	// The writer rolls to a second segment; the first is trimmed while the
+	// reader still has it open.
+	second := randomBytes(r, 100)
+	end := testStart + lsn.LSN(len(first))
+	require.NoError(t, s.Append(end, second))
+	_, err = s.Sync()
+	require.NoError(t, err)
+	require.Len(t, s.segments, 2)
+	n, err := s.TrimBelow(end)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	c, err := rd.Next(ctx)
+	require.NoError(t, err)
+	require.Equal(t, end, c.LSN)
+	require.Equal(t, second, c.Data)
+}
