@@ -503,6 +503,11 @@ func (m *Manager) Branch(ctx context.Context, tenantID ids.TenantID, id, ancesto
 		return nil, fmt.Errorf("%w: branch point %s of timeline %s is outside [%s, %s] (start or GC cutoff, last_record_lsn)",
 			timeline.ErrLSNOutOfRange, at, ancestorID, lo, last)
 	}
+	// Below the ancestor's own branch point the new branch reads further
+	// up the chain: those timelines' GC cutoffs and start apply too.
+	if err := anc.rt.CheckReadable(at); err != nil {
+		return nil, fmt.Errorf("branch point %s of timeline %s: %w", at, ancestorID, err)
+	}
 	md := metadata.Metadata{
 		AncestorTimeline: ancestorID, AncestorLSN: at,
 		DiskConsistentLSN: at, PrevRecordLSN: prev, StartLSN: at,
@@ -631,15 +636,21 @@ func (m *Manager) RunGC(ctx context.Context, tenantID ids.TenantID, id ids.Timel
 		}
 		tl.rt.SetGCCutoff(cutoff)
 	}
-	var retain []lsn.LSN
-	for _, child := range ts.list() {
-		if md := child.disk.Metadata(); md.HasAncestor() && md.AncestorTimeline == id {
-			retain = append(retain, md.AncestorLSN)
+	retain := readPointsOn(ts.list(), id)
+	ts.lifecycle.Unlock()
+	return tl.rt.GC(ctx, retain)
+}
+
+// readPointsOn returns the LSNs at which the descendants of timeline id
+// read it (timeline.ReadPoints over the tenant's branches).
+func readPointsOn(tls []*Timeline, id ids.TimelineID) []lsn.LSN {
+	var branches []timeline.BranchPoint
+	for _, tl := range tls {
+		if md := tl.disk.Metadata(); md.HasAncestor() {
+			branches = append(branches, timeline.BranchPoint{ID: tl.id, Ancestor: md.AncestorTimeline, LSN: md.AncestorLSN})
 		}
 	}
-	ts.lifecycle.Unlock()
-	slices.Sort(retain)
-	return tl.rt.GC(ctx, slices.Compact(retain))
+	return timeline.ReadPoints(id, branches)
 }
 
 // gcLoop runs RunGC on every active timeline each GCPeriod.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stratadb/strata/internal/durable"
+	"github.com/stratadb/strata/internal/ids"
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/services/pageserver/keyspace"
 	"github.com/stratadb/strata/services/pageserver/layer"
@@ -184,4 +185,40 @@ func covers(rs []keyspace.Range, kr keyspace.Range) bool {
 		}
 	}
 	return !pos.Less(kr.End)
+}
+
+// BranchPoint is one branch: timeline ID branched from Ancestor at LSN.
+type BranchPoint struct {
+	ID, Ancestor ids.TimelineID
+	LSN          lsn.LSN
+}
+
+// ReadPoints returns the LSNs at which the descendants of timeline id read
+// it, given every branch of the tenant: a branch reads its ancestor at its
+// branch point, and a branch of a branch reads the grandparent at the lower
+// of the two branch points (its own may lie below its parent's). These are
+// GC's retain LSNs.
+func ReadPoints(id ids.TimelineID, branches []BranchPoint) []lsn.LSN {
+	parent := make(map[ids.TimelineID]BranchPoint, len(branches))
+	for _, b := range branches {
+		parent[b.ID] = b
+	}
+	var out []lsn.LSN
+	for _, b := range branches {
+		at, x := b.LSN, b
+		for hops := 0; hops <= len(branches); hops++ { // bounded even on a cycle
+			at = min(at, x.LSN)
+			if x.Ancestor == id {
+				out = append(out, at)
+				break
+			}
+			next, ok := parent[x.Ancestor]
+			if !ok {
+				break
+			}
+			x = next
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -355,10 +356,17 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			}
 			m.cutoff += lsn.LSN(r.Uint64N(uint64(dcl-m.cutoff)/2 + 1))
 			m.tl.SetGCCutoff(m.cutoff)
+			// Every descendant reads m at the lowest branch point on its
+			// way up (a branch of a branch may lie below its parent's).
 			var retain []lsn.LSN
 			for _, x := range tls {
-				if x.ancestor == m {
-					retain = append(retain, x.ancestorLSN)
+				at := lsn.LSN(math.MaxUint64)
+				for y := x; y.ancestor != nil; y = y.ancestor {
+					at = min(at, y.ancestorLSN)
+					if y.ancestor == m {
+						retain = append(retain, at)
+						break
+					}
 				}
 			}
 			res, err := m.tl.GC(ctx, retain)
@@ -366,12 +374,20 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			require.Equal(t, m.cutoff, res.Cutoff)
 			gcRemoved += res.LayersRemoved
 			gcs++
-		case op < 97: // branch at a random LSN at or above the GC cutoff
-			lo := max(m.ancestorLSN, m.cutoff)
+		case op < 97: // branch at a random readable LSN (sometimes below m's own branch point)
+			lo := m.ancestorLSN
+			if r.IntN(3) == 0 {
+				lo = 1
+			}
 			if lo > m.last {
 				continue
 			}
 			at := lo + lsn.LSN(r.Uint64N(uint64(m.last-lo+1)))
+			if m.belowCutoff(at) {
+				_, err := m.tl.Branch(ctx, ids.NewTimelineID(), t.TempDir(), at, nil)
+				require.ErrorIs(t, err, ErrLSNOutOfRange, "step %d: branch at %s below a GC cutoff", step, at)
+				continue
+			}
 			b := &modelTimeline{id: ids.NewTimelineID(), dir: t.TempDir(), puts: map[keyspace.Key][]modelPut{}, ancestor: m, ancestorLSN: at, last: at}
 			tl, err := m.tl.Branch(ctx, b.id, b.dir, at, func(dcl, prev lsn.LSN) error { b.persisted, b.persistPrev = dcl, prev; return nil })
 			require.NoError(t, err)

@@ -36,25 +36,41 @@ func (t *Timeline) WaitForLSN(ctx context.Context, at lsn.LSN) error {
 	return fmt.Errorf("timeline: waiting for WAL at LSN %s (last_record_lsn %s): %w", at, t.LastRecordLSN(), err)
 }
 
+// CheckReadable reports whether reads at at are served, as an error
+// wrapping ErrLSNOutOfRange that names the bound: at must not be below this
+// timeline's GC cutoff; below a branch point the read is the ancestor's at
+// that LSN, so the ancestor's GC cutoff applies (GC keeps exact branch
+// points only), up to the root's start LSN. It does not look at
+// last_record_lsn (reads above it wait).
+func (t *Timeline) CheckReadable(at lsn.LSN) error {
+	if !at.IsValid() {
+		return fmt.Errorf("%w: invalid LSN 0", ErrLSNOutOfRange)
+	}
+	if cut := t.gcCutoff.Load(); at < cut {
+		return fmt.Errorf("%w: %s is below the GC cutoff %s: that history was garbage-collected", ErrLSNOutOfRange, at, cut)
+	}
+	tl := t
+	for tl.ancestor != nil && at < tl.ancestorLSN {
+		if cut := tl.ancestor.gcCutoff.Load(); at < cut {
+			return fmt.Errorf("%w: %s is below the branch point %s and below ancestor %s's GC cutoff %s: that history was garbage-collected",
+				ErrLSNOutOfRange, at, tl.ancestorLSN, tl.ancestor.id, cut)
+		}
+		tl = tl.ancestor
+	}
+	if start := tl.startLSN.Load(); tl.ancestor == nil && at < start {
+		if tl != t {
+			return fmt.Errorf("%w: %s is before the start LSN %s of ancestor %s", ErrLSNOutOfRange, at, start, tl.id)
+		}
+		return fmt.Errorf("%w: %s is before the timeline's start LSN %s", ErrLSNOutOfRange, at, start)
+	}
+	return nil
+}
+
 // Get returns the value of key at LSN at, waiting for WAL up to at first.
 // The result is appended to dst[:0].
 func (t *Timeline) Get(ctx context.Context, key keyspace.Key, at lsn.LSN, dst []byte) ([]byte, error) {
-	if !at.IsValid() {
-		return dst[:0], fmt.Errorf("%w: invalid LSN 0", ErrLSNOutOfRange)
-	}
-	if cut := t.gcCutoff.Load(); at < cut {
-		return dst[:0], fmt.Errorf("%w: %s is below the GC cutoff %s: that history was garbage-collected", ErrLSNOutOfRange, at, cut)
-	}
-	// Below a branch point the read is the ancestor's at that LSN, so the
-	// ancestor's GC cutoff applies (GC keeps exact branch points only).
-	for tl := t; tl.ancestor != nil && at < tl.ancestorLSN; tl = tl.ancestor {
-		if cut := tl.ancestor.gcCutoff.Load(); at < cut {
-			return dst[:0], fmt.Errorf("%w: %s is below the branch point %s and below ancestor %s's GC cutoff %s: that history was garbage-collected",
-				ErrLSNOutOfRange, at, tl.ancestorLSN, tl.ancestor.id, cut)
-		}
-	}
-	if start := t.startLSN.Load(); t.ancestor == nil && at < start {
-		return dst[:0], fmt.Errorf("%w: %s is before the timeline's start LSN %s", ErrLSNOutOfRange, at, start)
+	if err := t.CheckReadable(at); err != nil {
+		return dst[:0], err
 	}
 	if err := t.WaitForLSN(ctx, at); err != nil {
 		return dst[:0], err

@@ -273,8 +273,8 @@ func (t *Timeline) Branch(ctx context.Context, id ids.TimelineID, dir string, at
 	if at > last {
 		return nil, fmt.Errorf("%w: branch point %s is above the ancestor's last_record_lsn %s", ErrLSNOutOfRange, at, last)
 	}
-	if cut := t.gcCutoff.Load(); at < cut {
-		return nil, fmt.Errorf("%w: branch point %s is below the ancestor's GC cutoff %s", ErrLSNOutOfRange, at, cut)
+	if err := t.CheckReadable(at); err != nil {
+		return nil, fmt.Errorf("branch point: %w", err)
 	}
 	return Open(ctx, Options{
 		Tenant: t.tenant, ID: id, Dir: dir, Ancestor: t, AncestorLSN: at,
