@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -69,6 +70,20 @@ func (v timelineView) writeText(w io.Writer) error {
 type timelineFlags struct {
 	connFlags
 	tenant string
+}
+
+// timelineCall checks --tenant, then runs fn against the management API
+// with a call context bounded by --timeout and the reference of timelineID
+// ("" for calls about the tenant as a whole).
+func (tf *timelineFlags) timelineCall(cmd *cobra.Command, timelineID string, fn func(ctx context.Context, c *conn, mc pb.ManagementServiceClient, ref *pb.TimelineRef) error) error {
+	if err := checkID("tenant", tf.tenant, true); err != nil {
+		return err
+	}
+	return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
+		ctx, cancel := tf.callCtx(cmd.Context())
+		defer cancel()
+		return fn(ctx, c, mc, &pb.TimelineRef{TenantId: tf.tenant, TimelineId: timelineID})
+	})
 }
 
 func newTimelineCmd() *cobra.Command {
@@ -145,12 +160,7 @@ func newTimelineListCmd(tf *timelineFlags) *cobra.Command {
 		Short: "List a tenant's timelines as a tree of branches with their branch points",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkID("tenant", tf.tenant, true); err != nil {
-				return err
-			}
-			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
-				ctx, cancel := tf.callCtx(cmd.Context())
-				defer cancel()
+			return tf.timelineCall(cmd, "", func(ctx context.Context, c *conn, mc pb.ManagementServiceClient, _ *pb.TimelineRef) error {
 				resp, err := mc.ListTimelines(ctx, &pb.ListTimelinesRequest{TenantId: tf.tenant})
 				if err != nil {
 					return c.rpcError("list timelines of tenant "+tf.tenant, err)
@@ -184,13 +194,8 @@ func newTimelineShowCmd(tf *timelineFlags) *cobra.Command {
 		Short: "Show a timeline with all its LSNs",
 		Args:  oneIDArg("timeline"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkID("tenant", tf.tenant, true); err != nil {
-				return err
-			}
-			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
-				ctx, cancel := tf.callCtx(cmd.Context())
-				defer cancel()
-				resp, err := mc.GetTimeline(ctx, &pb.GetTimelineRequest{Timeline: &pb.TimelineRef{TenantId: tf.tenant, TimelineId: args[0]}})
+			return tf.timelineCall(cmd, args[0], func(ctx context.Context, c *conn, mc pb.ManagementServiceClient, ref *pb.TimelineRef) error {
+				resp, err := mc.GetTimeline(ctx, &pb.GetTimelineRequest{Timeline: ref})
 				if err != nil {
 					return c.rpcError("show timeline "+args[0], err)
 				}
@@ -287,13 +292,8 @@ func newTimelineDeleteCmd(tf *timelineFlags) *cobra.Command {
 		Short: "Delete a timeline (refused while branches depend on it)",
 		Args:  oneIDArg("timeline"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkID("tenant", tf.tenant, true); err != nil {
-				return err
-			}
-			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
-				ctx, cancel := tf.callCtx(cmd.Context())
-				defer cancel()
-				_, err := mc.DeleteTimeline(ctx, &pb.DeleteTimelineRequest{Timeline: &pb.TimelineRef{TenantId: tf.tenant, TimelineId: args[0]}})
+			return tf.timelineCall(cmd, args[0], func(ctx context.Context, c *conn, mc pb.ManagementServiceClient, ref *pb.TimelineRef) error {
+				_, err := mc.DeleteTimeline(ctx, &pb.DeleteTimelineRequest{Timeline: ref})
 				if err != nil {
 					return c.rpcError("delete timeline "+args[0], err)
 				}
@@ -323,13 +323,8 @@ this command runs it now and waits for it (raise --timeout for large timelines).
 History is only added, never removed.`,
 		Args: oneIDArg("timeline"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkID("tenant", tf.tenant, true); err != nil {
-				return err
-			}
-			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
-				ctx, cancel := tf.callCtx(cmd.Context())
-				defer cancel()
-				resp, err := mc.Compact(ctx, &pb.CompactRequest{Timeline: &pb.TimelineRef{TenantId: tf.tenant, TimelineId: args[0]}})
+			return tf.timelineCall(cmd, args[0], func(ctx context.Context, c *conn, mc pb.ManagementServiceClient, ref *pb.TimelineRef) error {
+				resp, err := mc.Compact(ctx, &pb.CompactRequest{Timeline: ref})
 				if err != nil {
 					return c.rpcError("compact timeline "+args[0], err)
 				}
@@ -373,9 +368,6 @@ Reads, fullbackups and new branch points below the cutoff are refused afterwards
 this is irreversible. Without --horizon the pageserver's gc_horizon applies.`,
 		Args: oneIDArg("timeline"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkID("tenant", tf.tenant, true); err != nil {
-				return err
-			}
 			var h uint64
 			if horizon != "" {
 				b, err := config.ParseByteSize(horizon)
@@ -387,10 +379,8 @@ this is irreversible. Without --horizon the pageserver's gc_horizon applies.`,
 				}
 				h = b.Bytes()
 			}
-			return managementCall(cmd, &tf.connFlags, func(c *conn, mc pb.ManagementServiceClient) error {
-				ctx, cancel := tf.callCtx(cmd.Context())
-				defer cancel()
-				resp, err := mc.RunGc(ctx, &pb.RunGcRequest{Timeline: &pb.TimelineRef{TenantId: tf.tenant, TimelineId: args[0]}, GcHorizonBytes: h})
+			return tf.timelineCall(cmd, args[0], func(ctx context.Context, c *conn, mc pb.ManagementServiceClient, ref *pb.TimelineRef) error {
+				resp, err := mc.RunGc(ctx, &pb.RunGcRequest{Timeline: ref, GcHorizonBytes: h})
 				if err != nil {
 					return c.rpcError("gc timeline "+args[0], err)
 				}
