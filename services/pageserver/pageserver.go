@@ -17,6 +17,7 @@ import (
 	"github.com/stratadb/strata/internal/grpcserver"
 	"github.com/stratadb/strata/internal/pgtypes"
 	"github.com/stratadb/strata/internal/service"
+	"github.com/stratadb/strata/services/pageserver/ephemeral"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
 	"github.com/stratadb/strata/services/pageserver/server"
 	"github.com/stratadb/strata/services/pageserver/tenantmgr"
@@ -29,6 +30,9 @@ import (
 const (
 	DefaultListenAddr  = "127.0.0.1:51051"
 	DefaultMetricsAddr = "127.0.0.1:9898"
+	// DefaultEphemeralMemoryLimit is the default ephemeral_memory_limit:
+	// one default checkpoint_distance of open-layer data.
+	DefaultEphemeralMemoryLimit = 256 << 20
 	// DefaultWalredoExtensionPath is where `make build` leaves the
 	// extension, relative to the repository root.
 	DefaultWalredoExtensionPath = "services/walredo/pgext/build/strata_walredo.so"
@@ -51,6 +55,10 @@ type Config struct {
 
 	// PageCacheSize is the process-wide page cache (8 KB slots).
 	PageCacheSize config.ByteSize `toml:"page_cache_size"`
+	// EphemeralMemoryLimit is the process-wide memory in which the open
+	// layers' ephemeral files keep their bytes in 256 KiB chunks; beyond
+	// it they are written to the files (0: always written).
+	EphemeralMemoryLimit config.ByteSize `toml:"ephemeral_memory_limit"`
 	// CheckpointDistance is the WAL a timeline's open layer may cover
 	// before it is frozen and flushed to a layer file.
 	CheckpointDistance config.ByteSize `toml:"checkpoint_distance"`
@@ -115,11 +123,12 @@ func DefaultConfig() Config {
 		ListenAddr: DefaultListenAddr,
 		WorkDir:    ".strata/pageserver",
 
-		PageCacheSize:       config.ByteSize(pagecache.DefaultConfig().SizeBytes),
-		CheckpointDistance:  config.ByteSize(tl.CheckpointDistance),
-		CheckpointTimeout:   config.Duration(tl.CheckpointTimeout),
-		WaitLSNTimeout:      config.Duration(tl.WaitLSNTimeout),
-		GetPagesMaxInflight: server.DefaultMaxInflightGetPages,
+		PageCacheSize:        config.ByteSize(pagecache.DefaultConfig().SizeBytes),
+		EphemeralMemoryLimit: config.ByteSize(DefaultEphemeralMemoryLimit),
+		CheckpointDistance:   config.ByteSize(tl.CheckpointDistance),
+		CheckpointTimeout:    config.Duration(tl.CheckpointTimeout),
+		WaitLSNTimeout:       config.Duration(tl.WaitLSNTimeout),
+		GetPagesMaxInflight:  server.DefaultMaxInflightGetPages,
 
 		ImageCreationThreshold: tl.ImageCreationThreshold,
 		ImageLayerTargetSize:   config.ByteSize(tl.ImageLayerTargetSize),
@@ -141,6 +150,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "gRPC listen address")
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "directory holding tenants and timelines")
 	fs.Var(&c.PageCacheSize, "page-cache-size", "process-wide page cache size")
+	fs.Var(&c.EphemeralMemoryLimit, "ephemeral-memory-limit", "memory in which open layers keep their data before writing it to ephemeral files (0: always write)")
 	fs.Var(&c.CheckpointDistance, "checkpoint-distance", "WAL bytes an open layer covers before it is flushed")
 	fs.Var(&c.CheckpointTimeout, "checkpoint-timeout", "flush a quiet open layer after this long")
 	fs.Var(&c.WaitLSNTimeout, "wait-lsn-timeout", "how long a read waits for WAL to arrive")
@@ -173,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if err := (pagecache.Config{SizeBytes: int64(c.PageCacheSize)}).Validate(); err != nil || c.PageCacheSize > config.ByteSize(math.MaxInt64) {
 		errs = append(errs, fmt.Errorf("page_cache_size: %s must be a multiple of 8KiB and at least %s", c.PageCacheSize, config.ByteSize(pagecache.MinSizeBytes)))
+	}
+	if c.EphemeralMemoryLimit != 0 && c.EphemeralMemoryLimit < config.ByteSize(ephemeral.ChunkSize) || c.EphemeralMemoryLimit > config.ByteSize(math.MaxInt64) {
+		errs = append(errs, fmt.Errorf("ephemeral_memory_limit: %s, must be 0 (off) or at least %s", c.EphemeralMemoryLimit, config.ByteSize(ephemeral.ChunkSize)))
 	}
 	if c.CheckpointDistance < config.ByteSize(pgtypes.BLCKSZ) {
 		errs = append(errs, fmt.Errorf("checkpoint_distance: %s, must be at least 8KiB", c.CheckpointDistance))
@@ -264,6 +277,10 @@ func Run(ctx context.Context, cfg Config) error {
 			if err != nil {
 				return nil, fmt.Errorf("pageserver: %w", err)
 			}
+			ephemeralMem := ephemeral.NewMemory(cfg.EphemeralMemoryLimit.Bytes())
+			if err := ephemeralMem.Register(kit.Registry); err != nil {
+				return nil, fmt.Errorf("pageserver: %w", err)
+			}
 			mgr, err = tenantmgr.Open(ctx, tenantmgr.Config{
 				WorkDir: workDir,
 				Timeline: timeline.Config{
@@ -274,7 +291,7 @@ func Run(ctx context.Context, cfg Config) error {
 					CheckpointTimeout:      cfg.CheckpointTimeout.Std(),
 					WaitLSNTimeout:         cfg.WaitLSNTimeout.Std(),
 				},
-				Cache: cache, Redo: r, Logger: kit.Logger,
+				Cache: cache, EphemeralMemory: ephemeralMem, Redo: r, Logger: kit.Logger,
 				GCHorizon: cfg.GCHorizon.Bytes(), GCPeriod: cfg.GCPeriod.Std(),
 			})
 			if err != nil {

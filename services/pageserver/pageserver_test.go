@@ -119,6 +119,8 @@ func TestConfigValidateNewFields(t *testing.T) {
 			c.GetPagesMaxInflight = 0
 			c.WalredoMode = "magic"
 		}, []string{"page_cache_size", "checkpoint_distance", "checkpoint_timeout", "wait_lsn_timeout", "get_pages_max_inflight", "walredo_mode"}},
+		{"ephemeral memory off", func(c *Config) { c.EphemeralMemoryLimit = 0 }, nil},
+		{"ephemeral memory below one chunk", func(c *Config) { c.EphemeralMemoryLimit = 64 << 10 }, []string{"ephemeral_memory_limit: 64KiB, must be 0 (off) or at least 256KiB"}},
 		{"pool caps", func(c *Config) { c.WalredoMaxChildren, c.WalredoMaxChildrenPerTenant = 1, 2 }, []string{"walredo_max_children_per_tenant"}},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -187,6 +188,8 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 		}
 		var bridgeDur, spooledAt time.Duration
 		runBridge := func() {
+			stopProfile := profileRound(b, round, s.pid("pageserver"), s.pid("safekeeper-bridge"))
+			defer stopProfile()
 			start := time.Now()
 			primaryBefore := primaryCPU(primary.DataDir)
 			bridgeBefore, pageserverBefore := processCPU(s.pid("safekeeper-bridge")), processCPU(s.pid("pageserver"))
@@ -256,6 +259,31 @@ func throughputRounds(ctx context.Context, b *testing.B, s *procStack, primary *
 	b.ReportMetric(median(bridgeRates), "bridge-MB/s")
 	b.ReportMetric(100*median(ratios), "bridge-%-of-receivewal")
 	b.ReportMetric(100*median(syncRatios), "bridge-%-of-receivewal-sync")
+}
+
+// profileRound starts, when STRATA_BENCH_PERF names a directory, `perf
+// record -g` of the given processes for one throughput round (one file per
+// process and round there); the returned function stops it. perf must be
+// installed and allowed to attach (root or perf_event_paranoid ≤ 1).
+func profileRound(b *testing.B, round int, pids ...int) func() {
+	dir := os.Getenv("STRATA_BENCH_PERF")
+	if dir == "" {
+		return func() {}
+	}
+	var cmds []*exec.Cmd
+	for _, pid := range pids {
+		out := filepath.Join(dir, fmt.Sprintf("round%d-%d.data", round+1, pid))
+		cmd := exec.Command("perf", "record", "-q", "-F", "2999", "-g", "-p", strconv.Itoa(pid), "-o", out)
+		require.NoError(b, cmd.Start(), "STRATA_BENCH_PERF: starting perf")
+		cmds = append(cmds, cmd)
+	}
+	time.Sleep(300 * time.Millisecond) // perf attaches
+	return func() {
+		for _, cmd := range cmds {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			_ = cmd.Wait()
+		}
+	}
 }
 
 // cpuUse is the wall time of one transfer and the CPU time the processes

@@ -14,8 +14,9 @@ import (
 // BlockSize is the block size of the file and of a page cache slot.
 const BlockSize = pagecache.PageSize
 
-// writeBufferBlocks is how many blocks are buffered in memory and written
-// with one pwrite: one syscall per 256 KiB instead of per 8 KiB block.
+// writeBufferBlocks is how many blocks are buffered in memory and then
+// kept as one chunk or written with one pwrite: one syscall per 256 KiB
+// instead of per 8 KiB block.
 const writeBufferBlocks = 32
 
 // ErrClosed is returned (wrapped) by operations on a closed file.
@@ -30,30 +31,42 @@ const filePrefix = "ephemeral-"
 type File struct {
 	path  string
 	cache *pagecache.Cache
+	mem   *Memory
 	id    pagecache.FileID
 
-	mu   sync.RWMutex // guards f, size, tail, closed
+	mu   sync.RWMutex // guards everything below
 	f    *os.File
 	size uint64
-	// tail holds the bytes from block size/BlockSize/writeBufferBlocks*
-	// writeBufferBlocks on: those not yet written to the file.
-	tail   []byte
-	closed bool
+	// tail holds the bytes from tailStart on: those not yet in a chunk.
+	tail []byte
+	// chunks[i] holds the bytes [i*ChunkSize, (i+1)*ChunkSize) when they
+	// are kept in memory, nil when they were written to the file;
+	// len(chunks) == tailStart/ChunkSize. held counts the non-nil ones
+	// (each a chunk of mem's budget).
+	chunks [][]byte
+	held   int
+	// refs is 1 until Close, plus one per open Mapping: the chunks go
+	// back to mem when it drops to 0.
+	refs        int
+	closed      bool // no more appends or reads
+	closeCalled bool
 }
 
-// tailStart is the offset of tail[0]: everything before it is in the file.
+// tailStart is the offset of tail[0]: everything before it is in a chunk.
 func (f *File) tailStart() uint64 {
-	return f.size / (writeBufferBlocks * BlockSize) * (writeBufferBlocks * BlockSize)
+	return f.size / ChunkSize * ChunkSize
 }
 
 // Create creates dir/ephemeral-<seq>, replacing a stale file of that name.
-func Create(dir string, seq uint64, cache *pagecache.Cache) (*File, error) {
+// Full chunks are kept in memory while mem (which may be nil) has room,
+// and written to the file otherwise.
+func Create(dir string, seq uint64, cache *pagecache.Cache, mem *Memory) (*File, error) {
 	path := filepath.Join(dir, fmt.Sprintf("%s%d", filePrefix, seq))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral: creating %s: %w", path, err)
 	}
-	return &File{path: path, cache: cache, id: cache.NewFileID(), f: f, tail: make([]byte, writeBufferBlocks*BlockSize)}, nil
+	return &File{path: path, cache: cache, mem: mem, id: cache.NewFileID(), f: f, tail: mem.buffer(), refs: 1}, nil
 }
 
 // RemoveStale deletes every ephemeral file in dir (left by a previous run).
@@ -96,13 +109,26 @@ func (f *File) Append(data []byte) (uint64, error) {
 		n := copy(f.tail[inTail:], data)
 		data = data[n:]
 		f.size += uint64(n)
-		if inTail+n == len(f.tail) {
-			if err := f.flushTailLocked(f.size - uint64(len(f.tail))); err != nil {
-				// The file is now shorter than size says; refuse further use.
-				f.closed = true
-				_ = f.f.Close()
-				return 0, err
-			}
+		if inTail+n < len(f.tail) {
+			continue
+		}
+		// The buffer is a full chunk: keep it, or write it out and reuse
+		// the buffer.
+		if f.mem.reserve() {
+			f.chunks = append(f.chunks, f.tail)
+			f.held++
+			f.tail = f.mem.buffer()
+			continue
+		}
+		if err := f.flushTailLocked(f.size - ChunkSize); err != nil {
+			// The file is now shorter than size says; refuse further use.
+			f.closed = true
+			_ = f.f.Close()
+			return 0, err
+		}
+		f.chunks = append(f.chunks, nil)
+		if f.mem != nil {
+			f.mem.written.Add(1)
 		}
 	}
 	return start, nil
@@ -141,17 +167,25 @@ func (f *File) ReadAt(dst []byte, off uint64) error {
 	for len(dst) > 0 {
 		blk := off / BlockSize
 		inBlk := off % BlockSize
-		// The write buffer may fill up and be replaced while we read:
-		// decide buffer-or-file under the lock that guards it.
+		// The write buffer may fill up and become a chunk while we read,
+		// and Close gives the chunks back: copy from memory under the lock
+		// that guards them.
 		f.mu.RLock()
-		ts := f.tailStart()
-		inTail := off >= ts
+		if f.closed {
+			f.mu.RUnlock()
+			return fmt.Errorf("%w: %s", ErrClosed, f.path)
+		}
 		var n int
-		if inTail {
+		inFile := false
+		if ts := f.tailStart(); off >= ts {
 			n = copy(dst, f.tail[off-ts:f.size-ts])
+		} else if c := f.chunks[off/ChunkSize]; c != nil {
+			n = copy(dst, c[off%ChunkSize:])
+		} else {
+			inFile = true
 		}
 		f.mu.RUnlock()
-		if !inTail {
+		if inFile {
 			g, err := f.cache.ReadEphemeral(f.id, uint32(blk), func(page []byte) error {
 				if _, err := f.f.ReadAt(page, int64(blk)*BlockSize); err != nil {
 					if errors.Is(err, os.ErrClosed) {
@@ -175,21 +209,44 @@ func (f *File) ReadAt(dst []byte, off uint64) error {
 }
 
 // Close closes and deletes the file and drops its cached blocks. Reads
-// after Close fail with ErrClosed.
+// after Close fail with ErrClosed. The chunks kept in memory go back to the
+// budget once no Mapping uses them.
 func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
+	if f.closeCalled {
 		return nil
 	}
-	f.closed = true
+	f.closeCalled, f.closed = true, true
 	f.cache.InvalidateFile(f.id)
 	err := f.f.Close()
+	if errors.Is(err, os.ErrClosed) {
+		err = nil // closed by a failed write
+	}
 	if rerr := os.Remove(f.path); rerr != nil && !os.IsNotExist(rerr) && err == nil {
 		err = rerr
 	}
+	f.unrefLocked()
 	if err != nil {
 		return fmt.Errorf("ephemeral: closing %s: %w", f.path, err)
 	}
 	return nil
+}
+
+// unrefLocked drops one reference; the last one gives the chunks and the
+// write buffer back to the budget.
+func (f *File) unrefLocked() {
+	f.refs--
+	if f.refs > 0 {
+		return
+	}
+	bufs := make([][]byte, 0, f.held+1)
+	for _, c := range f.chunks {
+		if c != nil {
+			bufs = append(bufs, c)
+		}
+	}
+	bufs = append(bufs, f.tail)
+	f.mem.release(f.held, bufs)
+	f.chunks, f.tail, f.held = nil, nil, 0
 }

@@ -22,9 +22,22 @@ func newCache(t testing.TB) *pagecache.Cache {
 }
 
 func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mem  *Memory
+	}{
+		{"no budget", nil},
+		{"budget of 3 chunks", NewMemory(3 * ChunkSize)},
+		{"budget for all", NewMemory(1 << 30)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testAppendRead(t, tc.mem) })
+	}
+}
+
+func testAppendRead(t *testing.T, mem *Memory) {
 	cache := newCache(t)
 	dir := t.TempDir()
-	f, err := Create(dir, 1, cache)
+	f, err := Create(dir, 1, cache, mem)
 	require.NoError(t, err)
 	defer f.Close()
 
@@ -52,10 +65,21 @@ func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
 	// The file is much larger than the cache: reads must evict and re-read.
 	require.Greater(t, len(model), cache.Slots()*BlockSize)
 
+	// Whole chunks are kept in memory while the budget lasts; the others
+	// are written to the file, and nothing else is.
+	chunks := len(model) / ChunkSize
+	kept := min(chunks, int(mem.Limit()/ChunkSize))
+	require.Equal(t, uint64(kept*ChunkSize), mem.Used())
+	if mem != nil {
+		require.Equal(t, uint64((chunks-kept)*ChunkSize), mem.Written())
+	}
 	st, err := os.Stat(f.Path())
 	require.NoError(t, err)
-	const bufBytes = writeBufferBlocks * BlockSize
-	require.Equal(t, int64(len(model)/bufBytes*bufBytes), st.Size(), "only whole write buffers reach the file")
+	if kept == chunks {
+		require.Zero(t, st.Size(), "every chunk is in memory")
+	} else {
+		require.Equal(t, int64(chunks*ChunkSize), st.Size(), "only whole chunks reach the file")
+	}
 
 	for _, i := range r.Perm(len(offs)) {
 		got := make([]byte, lens[i])
@@ -65,7 +89,8 @@ func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
 	err = f.ReadAt(make([]byte, 2), uint64(len(model)-1))
 	require.ErrorIs(t, err, ErrOutOfRange)
 
-	// A Mapping holds every byte appended, the write buffer's too.
+	// A Mapping holds every byte appended, the write buffer's too, also
+	// values that cross from a chunk in memory to one in the file.
 	checkMapping := func(model []byte) {
 		t.Helper()
 		m, err := f.Map()
@@ -81,8 +106,7 @@ func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
 		require.ErrorIs(t, err, ErrOutOfRange)
 	}
 	checkMapping(model)
-	// Appends after Map: the partial buffer Map wrote is written again,
-	// whole, when it fills; reads and a new mapping see every byte.
+	// Appends after Map; reads and a new mapping see every byte.
 	for i := 0; i < 200; i++ {
 		b := bytes.Repeat([]byte{byte(i)}, 1+r.IntN(2*BlockSize))
 		off, err := f.Append(b)
@@ -97,11 +121,84 @@ func TestAppendReadAcrossBlocksAndEviction(t *testing.T) {
 		require.True(t, bytes.Equal(model[offs[i]:offs[i]+uint64(lens[i])], got), "value %d after Map", i)
 	}
 	checkMapping(model)
+	require.NoError(t, f.Close())
+	require.Zero(t, mem.Used(), "Close gives the budget back")
+}
+
+// TestBudgetSharedByFiles: a file that finds the budget spent writes its
+// chunks, and keeps them in memory again once another file gives chunks
+// back — a file can hold memory chunks before and after file chunks, and
+// Map and ReadAt read each from where it is.
+func TestBudgetSharedByFiles(t *testing.T) {
+	cache := newCache(t)
+	dir := t.TempDir()
+	mem := NewMemory(2 * ChunkSize)
+	a, err := Create(dir, 1, cache, mem)
+	require.NoError(t, err)
+	b, err := Create(dir, 2, cache, mem)
+	require.NoError(t, err)
+	defer b.Close()
+
+	chunk := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, ChunkSize) }
+	var model []byte
+	appendChunk := func(f *File, i int) {
+		_, err := f.Append(chunk(i))
+		require.NoError(t, err)
+		if f == b {
+			model = append(model, chunk(i)...)
+		}
+	}
+	appendChunk(b, 1) // b: memory
+	appendChunk(a, 9) // a: memory; the budget is spent
+	appendChunk(b, 2) // b: file
+	appendChunk(b, 3) // b: file
+	m, err := a.Map() // a's chunk stays reserved while mapped
+	require.NoError(t, err)
+	require.NoError(t, a.Close())
+	require.Equal(t, uint64(2*ChunkSize), mem.Used())
+	got, err := m.Slice(ChunkSize-10, 10)
+	require.NoError(t, err)
+	require.Equal(t, chunk(9)[:10], got)
+	require.NoError(t, m.Close())
+	require.Equal(t, uint64(ChunkSize), mem.Used())
+	appendChunk(b, 4) // b: memory again
+	tail := []byte("partial tail")
+	_, err = b.Append(tail)
+	require.NoError(t, err)
+	model = append(model, tail...)
+	require.Equal(t, uint64(2*ChunkSize), mem.Written())
+
+	mb, err := b.Map()
+	require.NoError(t, err)
+	for _, span := range [][2]uint64{{0, uint64(len(model))}, {ChunkSize - 5, 10}, {3*ChunkSize - 5, 10}, {4*ChunkSize - 3, 8}, {2 * ChunkSize, 7}} {
+		got, err := mb.Slice(span[0], uint32(span[1]))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(model[span[0]:span[0]+span[1]], got), "Slice %v", span)
+		buf := make([]byte, span[1])
+		require.NoError(t, b.ReadAt(buf, span[0]))
+		require.True(t, bytes.Equal(model[span[0]:span[0]+span[1]], buf), "ReadAt %v", span)
+	}
+	require.NoError(t, b.Close())
+	got, err = mb.Slice(4*ChunkSize-3, 8)
+	require.NoError(t, err, "a Mapping outlives Close")
+	require.True(t, bytes.Equal(model[4*ChunkSize-3:4*ChunkSize+5], got))
+	require.NoError(t, mb.Close())
+	require.Zero(t, mem.Used())
+
+	// Freed buffers are reused, and the budget is never exceeded.
+	c, err := Create(dir, 3, cache, mem)
+	require.NoError(t, err)
+	for i := range 5 {
+		appendChunk(c, i)
+		require.LessOrEqual(t, mem.Used(), mem.Limit())
+	}
+	require.NoError(t, c.Close())
+	require.Zero(t, mem.Used())
 }
 
 func TestMappingOutlivesClose(t *testing.T) {
 	cache := newCache(t)
-	f, err := Create(t.TempDir(), 3, cache)
+	f, err := Create(t.TempDir(), 3, cache, NewMemory(ChunkSize))
 	require.NoError(t, err)
 	empty, err := f.Map()
 	require.NoError(t, err)
@@ -125,7 +222,7 @@ func TestMappingOutlivesClose(t *testing.T) {
 
 func TestConcurrentReadersDuringAppends(t *testing.T) {
 	cache := newCache(t)
-	f, err := Create(t.TempDir(), 2, cache)
+	f, err := Create(t.TempDir(), 2, cache, NewMemory(3*ChunkSize))
 	require.NoError(t, err)
 	defer f.Close()
 
@@ -194,7 +291,7 @@ func TestConcurrentReadersDuringAppends(t *testing.T) {
 func TestCloseDeletesAndRemoveStale(t *testing.T) {
 	cache := newCache(t)
 	dir := t.TempDir()
-	f, err := Create(dir, 3, cache)
+	f, err := Create(dir, 3, cache, nil)
 	require.NoError(t, err)
 	_, err = f.Append(make([]byte, 3*BlockSize))
 	require.NoError(t, err)
@@ -219,7 +316,7 @@ func TestCloseDeletesAndRemoveStale(t *testing.T) {
 
 func BenchmarkAppend(b *testing.B) {
 	cache := newCache(b)
-	f, err := Create(b.TempDir(), 1, cache)
+	f, err := Create(b.TempDir(), 1, cache, nil)
 	require.NoError(b, err)
 	defer f.Close()
 	v := make([]byte, 8200)

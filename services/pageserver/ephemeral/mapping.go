@@ -1,23 +1,34 @@
 package ephemeral
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Mapping is a read-only view of the bytes a file held when Map was
 // called, for a reader that goes through most of the file once (the flush
 // of a frozen in-memory layer, in key order): no page cache lookup, lock
 // or system call per block, and the shared page cache is left to readers
-// that come back. Blocks appended after Map are not in it. A Mapping stays
-// valid after the File is closed, until Mapping.Close. Safe for concurrent
-// reads.
+// that come back. Chunks kept in memory are read where they are; chunks
+// written to the file through a read-only mapping of it. Blocks appended
+// after Map are not in it. A Mapping stays valid after the File is closed,
+// until Mapping.Close (the file's chunks stay out of the budget's reuse
+// until then). Not safe for concurrent use: Slice may reuse a buffer.
 type Mapping struct {
-	path  string
-	data  []byte
-	unmap func() error
+	path   string
+	size   uint64
+	chunks [][]byte // the file's chunks at Map; nil: in data
+	tail   []byte   // copy of the bytes after the last chunk
+	// data maps the file's bytes [dataOff, dataOff+len(data)): every chunk
+	// written to the file.
+	data    []byte
+	dataOff uint64
+	unmap   func() error
+	file    *File // holds a reference until Close
+	scratch []byte
 }
 
-// Map returns a Mapping of the bytes appended so far. It first writes the
-// partly filled write buffer to the file (it is written again, whole, when
-// it fills), so that the file holds every byte appended.
+// Map returns a Mapping of the bytes appended so far.
 func (f *File) Map() (*Mapping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -28,38 +39,81 @@ func (f *File) Map() (*Mapping, error) {
 		return &Mapping{path: f.path}, nil
 	}
 	ts := f.tailStart()
-	if n := f.size - ts; n > 0 {
-		if _, err := f.f.WriteAt(f.tail[:n], int64(ts)); err != nil {
-			return nil, fmt.Errorf("ephemeral: writing the %d buffered bytes of %s: %w", n, f.path, err)
+	m := &Mapping{path: f.path, size: f.size, chunks: slices.Clone(f.chunks), tail: slices.Clone(f.tail[:f.size-ts])}
+	first, last := -1, -1
+	for i, c := range f.chunks {
+		if c == nil {
+			if first < 0 {
+				first = i
+			}
+			last = i
 		}
 	}
-	data, unmap, err := mapFile(f.f, f.size)
-	if err != nil {
-		return nil, fmt.Errorf("ephemeral: mapping %d bytes of %s: %w", f.size, f.path, err)
+	if first >= 0 {
+		off, n := uint64(first)*ChunkSize, uint64(last-first+1)*ChunkSize
+		data, unmap, err := mapFile(f.f, off, n)
+		if err != nil {
+			return nil, fmt.Errorf("ephemeral: mapping bytes %d..%d of %s: %w", off, off+n, f.path, err)
+		}
+		m.data, m.dataOff, m.unmap = data, off, unmap
 	}
-	return &Mapping{path: f.path, data: data, unmap: unmap}, nil
+	f.refs++
+	m.file = f
+	return m, nil
 }
 
 // Size returns the number of bytes mapped.
-func (m *Mapping) Size() uint64 { return uint64(len(m.data)) }
+func (m *Mapping) Size() uint64 { return m.size }
 
-// Slice returns the n bytes at off. They alias the mapping: valid until
-// Close, and must not be written.
+// part returns the bytes of chunk c (the tail for the last one).
+func (m *Mapping) part(c uint64) []byte {
+	if c < uint64(len(m.chunks)) {
+		if b := m.chunks[c]; b != nil {
+			return b
+		}
+		o := c*ChunkSize - m.dataOff
+		return m.data[o : o+ChunkSize]
+	}
+	return m.tail
+}
+
+// Slice returns the n bytes at off. They alias the mapping or a buffer of
+// it: valid until the next Slice or Close, and must not be written.
 func (m *Mapping) Slice(off uint64, n uint32) ([]byte, error) {
 	end := off + uint64(n)
-	if end > uint64(len(m.data)) || end < off {
-		return nil, fmt.Errorf("%w: %s: %d bytes at offset %d, mapping has %d", ErrOutOfRange, m.path, n, off, len(m.data))
+	if end > m.size || end < off {
+		return nil, fmt.Errorf("%w: %s: %d bytes at offset %d, mapping has %d", ErrOutOfRange, m.path, n, off, m.size)
 	}
-	return m.data[off:end:end], nil
+	if n == 0 {
+		return nil, nil
+	}
+	if c := off / ChunkSize; c == (end-1)/ChunkSize {
+		s := off - c*ChunkSize
+		return m.part(c)[s : s+uint64(n) : s+uint64(n)], nil
+	}
+	// Across chunks that may lie apart: copy.
+	m.scratch = m.scratch[:0]
+	for off < end {
+		p := m.part(off / ChunkSize)[off%ChunkSize:]
+		k := min(uint64(len(p)), end-off)
+		m.scratch = append(m.scratch, p[:k]...)
+		off += k
+	}
+	return m.scratch, nil
 }
 
 // Close releases the mapping; slices from it must no longer be used.
 func (m *Mapping) Close() error {
-	if m.unmap == nil {
-		return nil
+	var err error
+	if m.unmap != nil {
+		err = m.unmap()
 	}
-	err := m.unmap()
-	m.data, m.unmap = nil, nil
+	if m.file != nil {
+		m.file.mu.Lock()
+		m.file.unrefLocked()
+		m.file.mu.Unlock()
+	}
+	m.chunks, m.tail, m.data, m.unmap, m.file, m.scratch = nil, nil, nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("ephemeral: unmapping %s: %w", m.path, err)
 	}

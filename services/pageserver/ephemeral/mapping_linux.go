@@ -6,10 +6,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mapFile maps the first size bytes of f read-only. MAP_POPULATE maps every
-// page in the one system call (the file was just written, so its pages are
-// in the OS page cache): no page fault per 4 KiB later.
-func mapFile(f *os.File, size uint64) ([]byte, func() error, error) {
+// mapFile maps the size bytes of f at off (page-aligned) read-only.
+// MAP_POPULATE maps every page in the one system call (the file was just
+// written, so its pages are in the OS page cache): no page fault per 4 KiB
+// later.
+func mapFile(f *os.File, off, size uint64) ([]byte, func() error, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		return nil, nil, err
@@ -19,7 +20,7 @@ func mapFile(f *os.File, size uint64) ([]byte, func() error, error) {
 		mErr error
 	)
 	if err := raw.Control(func(fd uintptr) {
-		data, mErr = unix.Mmap(int(fd), 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+		data, mErr = unix.Mmap(int(fd), int64(off), int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	}); err != nil {
 		return nil, nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtest"
 	"github.com/stratadb/strata/services/pageserver/basebackup"
+	"github.com/stratadb/strata/services/pageserver/ephemeral"
 	"github.com/stratadb/strata/services/pageserver/keyspace"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
 	"github.com/stratadb/strata/services/pageserver/pgdatadir"
@@ -85,6 +86,7 @@ func newRedoPool(t *testing.T, walLogHints bool) redo.Redoer {
 type env struct {
 	t      testing.TB
 	cache  *pagecache.Cache
+	mem    *ephemeral.Memory
 	redo   redo.Redoer
 	tenant ids.TenantID
 	root   string
@@ -93,7 +95,10 @@ type env struct {
 func newEnv(t testing.TB, r redo.Redoer) *env {
 	cache, err := pagecache.New(pagecache.Config{SizeBytes: 4096 * pagecache.PageSize}, nil)
 	require.NoError(t, err)
-	return &env{t: t, cache: cache, redo: r, tenant: ids.NewTenantID(), root: t.TempDir()}
+	// A budget of 16 chunks (4 MiB): layers keep their first chunks in
+	// memory and write the rest to their ephemeral files, as a pageserver
+	// does once ephemeral_memory_limit is reached.
+	return &env{t: t, cache: cache, mem: ephemeral.NewMemory(16 * ephemeral.ChunkSize), redo: r, tenant: ids.NewTenantID(), root: t.TempDir()}
 }
 
 func (e *env) config() timeline.Config {
@@ -106,7 +111,7 @@ func (e *env) newTimeline() *timeline.Timeline {
 	dir := filepath.Join(e.root, id.String())
 	require.NoError(e.t, os.MkdirAll(dir, 0o755))
 	tl, err := timeline.Open(context.Background(), timeline.Options{
-		Tenant: e.tenant, ID: id, Dir: dir, Cache: e.cache, Redo: e.redo, Native: pgdatadir.Native{},
+		Tenant: e.tenant, ID: id, Dir: dir, Cache: e.cache, EphemeralMemory: e.mem, Redo: e.redo, Native: pgdatadir.Native{},
 		Config: e.config(), Logger: testLogger(),
 		Keyspace: func(ctx context.Context, tl *timeline.Timeline, at lsn.LSN) ([]keyspace.Key, error) {
 			return pgdatadir.NewReader(tl).Keys(ctx, at)

@@ -16,6 +16,7 @@ import (
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtest"
 	"github.com/stratadb/strata/internal/pgwal"
+	"github.com/stratadb/strata/services/pageserver/ephemeral"
 	"github.com/stratadb/strata/services/pageserver/importer"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
 	"github.com/stratadb/strata/services/pageserver/pgdatadir"
@@ -143,9 +144,12 @@ func benchIngest(b *testing.B, h *walHistory, which int, pipelined bool) {
 	var records, ns, flushNs uint64
 	b.SetBytes(int64(len(w.wal)))
 	b.ReportAllocs()
+	// One budget for all iterations, as in a pageserver that has run for a
+	// while: the chunk buffers of flushed layers are reused.
+	mem := ephemeral.NewMemory(256 << 20 /* pageserver.DefaultEphemeralMemoryLimit */)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		tl := newBenchTimeline(b)
+		tl := newBenchTimeline(b, mem)
 		f, err := os.Open(h.baseTar)
 		require.NoError(b, err)
 		_, err = importer.ImportBaseBackup(ctx, tl, f, importer.Options{Logger: testLogger()})
@@ -280,15 +284,15 @@ func benchDecode(b *testing.B, w walRun) {
 }
 
 // newBenchTimeline opens an empty root timeline with the pageserver's
-// default page cache size and checkpoint distance.
-func newBenchTimeline(b *testing.B) *timeline.Timeline {
+// default page cache size, ephemeral memory limit and checkpoint distance.
+func newBenchTimeline(b *testing.B, mem *ephemeral.Memory) *timeline.Timeline {
 	cache, err := pagecache.New(pagecache.DefaultConfig(), nil)
 	require.NoError(b, err)
 	id := ids.NewTimelineID()
 	dir := filepath.Join(b.TempDir(), id.String())
 	require.NoError(b, os.MkdirAll(dir, 0o755))
 	tl, err := timeline.Open(context.Background(), timeline.Options{
-		Tenant: ids.NewTenantID(), ID: id, Dir: dir, Cache: cache, Redo: noRedo{}, Native: pgdatadir.Native{},
+		Tenant: ids.NewTenantID(), ID: id, Dir: dir, Cache: cache, EphemeralMemory: mem, Redo: noRedo{}, Native: pgdatadir.Native{},
 		Config: timeline.DefaultConfig(), Logger: testLogger(),
 		PersistMetadata: func(lsn.LSN, lsn.LSN) error { return nil },
 	})

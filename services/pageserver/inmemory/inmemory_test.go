@@ -22,7 +22,9 @@ func newLayer(t testing.TB, start lsn.LSN) *Layer {
 	t.Helper()
 	c, err := pagecache.New(pagecache.Config{SizeBytes: 64 * pagecache.PageSize}, prometheus.NewRegistry())
 	require.NoError(t, err)
-	f, err := ephemeral.Create(t.TempDir(), 1, c)
+	// A budget of 4 chunks: bigger layers keep some chunks in memory and
+	// write the rest to the file.
+	f, err := ephemeral.Create(t.TempDir(), 1, c, ephemeral.NewMemory(4*ephemeral.ChunkSize))
 	require.NoError(t, err)
 	l := New(f, start)
 	t.Cleanup(func() { _ = l.Close() })

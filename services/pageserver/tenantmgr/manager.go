@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratadb/strata/internal/ids"
 	"github.com/stratadb/strata/internal/lsn"
+	"github.com/stratadb/strata/services/pageserver/ephemeral"
 	"github.com/stratadb/strata/services/pageserver/keyspace"
 	"github.com/stratadb/strata/services/pageserver/pagecache"
 	"github.com/stratadb/strata/services/pageserver/pgdatadir"
@@ -38,8 +39,11 @@ type Config struct {
 	WorkDir  string
 	Timeline timeline.Config
 	Cache    *pagecache.Cache
-	Redo     redo.Redoer
-	Logger   *slog.Logger
+	// EphemeralMemory is shared by every timeline's ephemeral files (nil:
+	// none are kept in memory).
+	EphemeralMemory *ephemeral.Memory
+	Redo            redo.Redoer
+	Logger          *slog.Logger
 	// GCHorizon is the WAL history (bytes below last_record_lsn) RunGC
 	// keeps when the caller gives no horizon.
 	GCHorizon uint64
@@ -152,7 +156,7 @@ func (m *Manager) openRuntime(ctx context.Context, dtl *tenant.Timeline, md meta
 		DiskConsistentLSN: md.DiskConsistentLSN,
 		PrevRecordLSN:     md.PrevRecordLSN,
 		GCCutoffLSN:       md.LatestGCCutoffLSN,
-		Cache:             m.cfg.Cache, Redo: m.cfg.Redo, Native: pgdatadir.Native{},
+		Cache:             m.cfg.Cache, EphemeralMemory: m.cfg.EphemeralMemory, Redo: m.cfg.Redo, Native: pgdatadir.Native{},
 		Config: m.cfg.Timeline, Logger: m.log,
 		Keyspace: func(ctx context.Context, tl *timeline.Timeline, at lsn.LSN) ([]keyspace.Key, error) {
 			return pgdatadir.NewReader(tl).Keys(ctx, at)

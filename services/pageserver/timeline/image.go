@@ -34,7 +34,7 @@ func (t *Timeline) WriteImageLayer(ctx context.Context, at, prev lsn.LSN, fill f
 	t.ephemeralSeq++
 	seq := t.ephemeralSeq
 	t.mu.Unlock()
-	f, err := ephemeral.Create(t.dir, seq, t.cache)
+	f, err := ephemeral.Create(t.dir, seq, t.cache, t.ephemeralMem)
 	if err != nil {
 		return err
 	}

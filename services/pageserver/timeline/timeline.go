@@ -77,11 +77,14 @@ type Options struct {
 	// GCCutoffLSN: reads below it are refused.
 	GCCutoffLSN lsn.LSN
 
-	Cache  *pagecache.Cache
-	Redo   redo.Redoer
-	Native NativeApplier
-	Config Config
-	Logger *slog.Logger
+	Cache *pagecache.Cache
+	// EphemeralMemory is the budget in which ephemeral files keep chunks
+	// in memory (nil: every chunk is written to the file).
+	EphemeralMemory *ephemeral.Memory
+	Redo            redo.Redoer
+	Native          NativeApplier
+	Config          Config
+	Logger          *slog.Logger
 	// Keyspace lists the keys that exist at an LSN; compaction needs it
 	// (nil: Compact fails and no images are created in the background).
 	Keyspace KeyspaceFunc
@@ -101,20 +104,21 @@ type historic struct {
 
 // Timeline is one timeline at runtime. See the package doc.
 type Timeline struct {
-	tenant      ids.TenantID
-	id          ids.TimelineID
-	dir         string
-	ancestor    *Timeline
-	ancestorLSN lsn.LSN
-	startLSN    lsn.AtomicLSN
-	cache       *pagecache.Cache
-	redo        redo.Redoer
-	native      NativeApplier
-	cfg         Config
-	logger      *slog.Logger
-	persist     func(diskConsistentLSN, prevRecordLSN lsn.LSN) error
-	keyspaceFn  KeyspaceFunc
-	baseLogger  *slog.Logger // without this timeline's attributes (for branches)
+	tenant       ids.TenantID
+	id           ids.TimelineID
+	dir          string
+	ancestor     *Timeline
+	ancestorLSN  lsn.LSN
+	startLSN     lsn.AtomicLSN
+	cache        *pagecache.Cache
+	ephemeralMem *ephemeral.Memory
+	redo         redo.Redoer
+	native       NativeApplier
+	cfg          Config
+	logger       *slog.Logger
+	persist      func(diskConsistentLSN, prevRecordLSN lsn.LSN) error
+	keyspaceFn   KeyspaceFunc
+	baseLogger   *slog.Logger // without this timeline's attributes (for branches)
 
 	lastRecord     *seqwait.SeqWait
 	prevRecord     lsn.AtomicLSN
@@ -162,7 +166,7 @@ func Open(ctx context.Context, opts Options) (*Timeline, error) {
 	t := &Timeline{
 		tenant: opts.Tenant, id: opts.ID, dir: opts.Dir,
 		ancestor: opts.Ancestor, ancestorLSN: opts.AncestorLSN,
-		cache: opts.Cache, redo: opts.Redo, native: opts.Native, cfg: opts.Config,
+		cache: opts.Cache, ephemeralMem: opts.EphemeralMemory, redo: opts.Redo, native: opts.Native, cfg: opts.Config,
 		logger:      opts.Logger.With("tenant_id", opts.Tenant.String(), "timeline_id", opts.ID.String()),
 		persist:     opts.PersistMetadata,
 		keyspaceFn:  opts.Keyspace,
@@ -278,7 +282,7 @@ func (t *Timeline) Branch(ctx context.Context, id ids.TimelineID, dir string, at
 	}
 	return Open(ctx, Options{
 		Tenant: t.tenant, ID: id, Dir: dir, Ancestor: t, AncestorLSN: at,
-		DiskConsistentLSN: at, Cache: t.cache, Redo: t.redo, Native: t.native,
+		DiskConsistentLSN: at, Cache: t.cache, EphemeralMemory: t.ephemeralMem, Redo: t.redo, Native: t.native,
 		Config: t.cfg, Logger: t.baseLogger, PersistMetadata: persist, Keyspace: t.keyspaceFn,
 	})
 }
@@ -394,7 +398,7 @@ func (t *Timeline) putLocked(key keyspace.Key, at lsn.LSN, encoded []byte) error
 	t.mu.Lock()
 	if t.open == nil {
 		t.ephemeralSeq++
-		f, err := ephemeral.Create(t.dir, t.ephemeralSeq, t.cache)
+		f, err := ephemeral.Create(t.dir, t.ephemeralSeq, t.cache, t.ephemeralMem)
 		if err != nil {
 			t.mu.Unlock()
 			return err
