@@ -17,7 +17,7 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # parallelism modest on small machines.
 TEST_FLAGS ?= -count=1 -timeout 25m -p 2
 # Packages whose concurrency is worth the race detector's cost in `make test`.
-RACE_PKGS ?= ./internal/seqwait/... ./services/pageserver/pagecache/... ./services/pageserver/ephemeral/... ./services/pageserver/inmemory/... ./services/pageserver/timeline/...
+RACE_PKGS ?= ./internal/seqwait/... ./services/pageserver ./services/pageserver/server/... ./services/pageserver/pagecache/... ./services/pageserver/ephemeral/... ./services/pageserver/inmemory/... ./services/pageserver/timeline/...
 
 GO_FILES = $(shell git ls-files -co --exclude-standard '*.go' | grep -v '^proto/gen/')
 COMMANDS := cmd/stratactl $(wildcard services/*/cmd/*)

@@ -106,7 +106,12 @@ func New(opts Options) (*Server, error) {
 		logger.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 
+	cdc, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
 	srv := grpc.NewServer(
+		grpc.ForceServerCodecV2(cdc),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(opts.MaxSendMsgBytes),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -12,7 +13,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 
 	"github.com/stratadb/strata/internal/auth"
 	"github.com/stratadb/strata/internal/config"
@@ -434,7 +439,9 @@ func ingestStart(ctx context.Context, c pb.IngestServiceClient, ref *pb.Timeline
 	if err != nil {
 		return err
 	}
-	if err := st.Send(&pb.IngestRequest{Message: &pb.IngestRequest_Start{Start: &pb.IngestStart{Timeline: ref}}}); err != nil {
+	// Send reports io.EOF when the server has already ended the stream
+	// (e.g. refused the token); Recv then returns the status.
+	if err := st.Send(&pb.IngestRequest{Message: &pb.IngestRequest_Start{Start: &pb.IngestStart{Timeline: ref}}}); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	r, err := st.Recv()
@@ -454,4 +461,90 @@ func ingestStart(ctx context.Context, c pb.IngestServiceClient, ref *pb.Timeline
 		return nil
 	}
 	return err
+}
+
+// rawCodec sends a *[]byte as the message's bytes, for requests no
+// generated client would send.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.(*[]byte); ok {
+		return mem.BufferSlice{mem.SliceBuffer(*b)}, nil
+	}
+	return encoding.GetCodecV2(grpcproto.Name).Marshal(v)
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return encoding.GetCodecV2(grpcproto.Name).Unmarshal(data, v)
+}
+
+func (rawCodec) Name() string { return grpcproto.Name }
+
+// TestIngestStreamErrors: what may follow IngestStart, and the status of
+// each mistake; WAL the timeline already has is skipped, and a keepalive
+// is answered after it.
+func TestIngestStreamErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	sk := newClients(dialToken(t, f.ps.cfg.ListenAddr, f.token(auth.ScopeSafekeeperData, "")))
+	open := func(t *testing.T) (pb.IngestService_IngestClient, *pb.IngestReady) {
+		t.Helper()
+		st, err := sk.ing.Ingest(ctx, grpc.ForceCodecV2(rawCodec{}))
+		require.NoError(t, err)
+		require.NoError(t, st.Send(&pb.IngestRequest{Message: &pb.IngestRequest_Start{Start: &pb.IngestStart{Timeline: f.ref(), Source: "test"}}}))
+		r, err := st.Recv()
+		require.NoError(t, err)
+		require.NotNil(t, r.GetReady())
+		return st, r.GetReady()
+	}
+	// finish reads until the stream ends and returns its status.
+	finish := func(st pb.IngestService_IngestClient) error {
+		for {
+			if _, err := st.Recv(); err != nil {
+				return err
+			}
+		}
+	}
+	wal := func(start uint64, data []byte) *pb.IngestRequest {
+		return &pb.IngestRequest{Message: &pb.IngestRequest_Wal{Wal: &pb.WalChunk{StartLsn: start, Data: data}}}
+	}
+
+	t.Run("second start", func(t *testing.T) {
+		st, _ := open(t)
+		require.NoError(t, st.Send(&pb.IngestRequest{Message: &pb.IngestRequest_Start{Start: &pb.IngestStart{Timeline: f.ref()}}}))
+		err := finish(st)
+		requireCode(t, codes.InvalidArgument, err)
+		require.ErrorContains(t, err, "only WAL chunks and keepalives may follow IngestStart")
+	})
+	t.Run("garbage", func(t *testing.T) {
+		st, _ := open(t)
+		garbage := []byte{0x12, 0x7f, 0x01}
+		require.NoError(t, st.SendMsg(&garbage))
+		err := finish(st)
+		requireCode(t, codes.InvalidArgument, err)
+		require.ErrorContains(t, err, "ingest: malformed request")
+	})
+	t.Run("gap", func(t *testing.T) {
+		st, ready := open(t)
+		require.NoError(t, st.Send(wal(ready.GetStartLsn()+8192, make([]byte, 100))))
+		err := finish(st)
+		requireCode(t, codes.FailedPrecondition, err)
+		require.ErrorContains(t, err, fmt.Sprintf("the timeline needs WAL from %s", lsn.LSN(ready.GetStartLsn())))
+	})
+	t.Run("re-sent WAL is skipped, keepalive answered", func(t *testing.T) {
+		st, ready := open(t)
+		// Bytes that end at the start LSN: already ingested, never decoded.
+		require.NoError(t, st.Send(wal(ready.GetStartLsn()-100, bytes.Repeat([]byte{0xff}, 100))))
+		require.NoError(t, st.Send(&pb.IngestRequest{Message: &pb.IngestRequest_Keepalive{Keepalive: &pb.IngestKeepalive{ReplyRequested: true}}}))
+		r, err := st.Recv()
+		require.NoError(t, err)
+		require.Equal(t, ready.GetProgress().GetLastRecordLsn(), r.GetProgress().GetLastRecordLsn())
+		require.NoError(t, st.CloseSend())
+		require.ErrorIs(t, finish(st), io.EOF)
+	})
+	t.Run("corrupt WAL", func(t *testing.T) {
+		st, ready := open(t)
+		require.NoError(t, st.Send(wal(ready.GetStartLsn(), bytes.Repeat([]byte{0xff}, 100))))
+		requireCode(t, codes.DataLoss, finish(st))
+	})
 }

@@ -86,6 +86,7 @@ type Ingest struct {
 	decodeErr error // sticky: no record after a corrupt one is ever decoded
 	spans     []span
 	fed       Decoded // Feed's: decoded, then stored, on the caller's goroutine
+	one       [1][]byte
 
 	// The storing side: the record Store is at, for apply.
 	ctx     context.Context
@@ -157,7 +158,15 @@ func (in *Ingest) Records() uint64 { return in.records.Load() }
 // last_record_lsn advances once, to the end of the last whole record (also
 // when a later record of the chunk is invalid).
 func (in *Ingest) Feed(ctx context.Context, start lsn.LSN, chunk []byte) error {
-	if err := in.Decode(start, chunk, &in.fed); err != nil {
+	in.one[0] = chunk
+	defer func() { in.one[0] = nil }()
+	return in.FeedChunks(ctx, start, in.one[:])
+}
+
+// FeedChunks is Feed for WAL given as consecutive pieces (the receive
+// buffers of one message): they are stored as one batch.
+func (in *Ingest) FeedChunks(ctx context.Context, start lsn.LSN, chunks [][]byte) error {
+	if err := in.DecodeChunks(start, chunks, &in.fed); err != nil {
 		return err
 	}
 	return in.Store(ctx, &in.fed)
@@ -171,13 +180,23 @@ func (in *Ingest) Feed(ctx context.Context, start lsn.LSN, chunk []byte) error {
 // Decode and NextLSN must be called from one goroutine at a time; into
 // must not be in use by Store.
 func (in *Ingest) Decode(start lsn.LSN, chunk []byte, into *Decoded) error {
+	in.one[0] = chunk
+	defer func() { in.one[0] = nil }()
+	return in.DecodeChunks(start, in.one[:], into)
+}
+
+// DecodeChunks is Decode for WAL given as consecutive pieces.
+func (in *Ingest) DecodeChunks(start lsn.LSN, chunks [][]byte, into *Decoded) error {
 	into.raw, into.n, into.err = into.raw[:0], 0, nil
 	if in.decodeErr != nil {
 		into.err = in.decodeErr
 		return nil
 	}
-	if err := in.dec.FeedAt(start, chunk); err != nil {
-		return err
+	for _, chunk := range chunks {
+		if err := in.dec.FeedAt(start, chunk); err != nil {
+			return err
+		}
+		start = start.Add(uint64(len(chunk)))
 	}
 	// First copy every record out of the decoder (a record's Raw is valid
 	// only until the next call to Next), then decode them in place: the

@@ -31,8 +31,18 @@
 // timeline's last_record_lsn, where the next record starts (right after an
 // import: the backup's start LSN); progress is
 // sent every ProgressInterval, on keepalives that ask for it, and as soon
-// as disk_consistent_lsn moves.
+// as disk_consistent_lsn moves. A stream runs as a two-stage pipeline: its
+// receive goroutine takes each message as gRPC's receive buffers
+// (grpcserver.RawReceiver; a WAL chunk is parsed without protobuf's copies,
+// anything unusual is decoded by protobuf), decodes the WAL records
+// straight from them and frees them; the handler's goroutine stores the
+// records (one timeline batch per message) while the next message is
+// decoded, and does every Send. Errors: a malformed message or one other
+// than WAL and keepalive after IngestStart is InvalidArgument, WAL that
+// does not continue the timeline FailedPrecondition, corrupt WAL DataLoss.
 //
 // Concurrency: every handler may run concurrently with any other. The
-// goroutines a stream starts stop before its handler returns.
+// goroutines a stream starts stop before its handler returns, except the
+// Ingest receive goroutine, which ends with the stream right after (gRPC
+// ends its RecvMsg when the handler returns).
 package server

@@ -79,27 +79,20 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 	}
 	log.Info("ingest stream open", "start_lsn", next)
 
-	// The receiver goroutine only hands messages over; all sends and all
-	// feeding happen on this goroutine. It may read a few messages ahead,
-	// so that it does not park and wake for every one.
-	msgs := make(chan *pb.IngestRequest, 4)
-	recvErr := make(chan error, 1)
+	// Two goroutines, so that decoding a chunk overlaps with storing the
+	// one before (pgdatadir's Decode/Store split). The receiver receives
+	// each message as gRPC's receive buffers (rawIngestRequest), decodes
+	// the WAL straight from them, frees them and hands the records over;
+	// this goroutine stores them and does every Send. The receiver stays
+	// at most pipelineDepth decoded chunks ahead.
+	items := make(chan ingestItem, pipelineDepth)
+	free := make(chan *pgdatadir.Decoded, pipelineDepth+2)
+	for range pipelineDepth + 2 {
+		free <- new(pgdatadir.Decoded)
+	}
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-done:
-				return
-			}
-		}
-	}()
+	go receiveAndDecode(stream, in, items, free, done)
 
 	tick := time.NewTicker(min(s.opts.ProgressInterval, 200*time.Millisecond))
 	defer tick.Stop()
@@ -122,58 +115,148 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 				return status.FromContextError(stream.Context().Err()).Err()
 			}
 			return toStatus(s.log, "Ingest", cause)
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
 		case <-tick.C:
 			if rt.DiskConsistentLSN() != reported || time.Since(lastSent) >= s.opts.ProgressInterval {
 				if err := send(); err != nil {
 					return err
 				}
 			}
-		case m := <-msgs:
-			switch msg := m.GetMessage().(type) {
-			case *pb.IngestRequest_Wal:
-				if err := feed(ctx, in, msg.Wal); err != nil {
-					log.Error("ingest failed", "err", err)
-					return ingestStatus(s, err)
-				}
-				if rt.DiskConsistentLSN() != reported {
+		case it := <-items:
+			switch {
+			case errors.Is(it.err, io.EOF):
+				return nil
+			case errors.Is(it.err, errMalformed), errors.Is(it.err, errUnexpectedMessage):
+				return status.Error(codes.InvalidArgument, it.err.Error())
+			case errors.Is(it.err, pgwal.ErrNotContiguous):
+				log.Error("ingest failed", "err", it.err)
+				return ingestStatus(s, it.err)
+			case it.err != nil:
+				return it.err // the stream's own error
+			case it.keepalive != nil:
+				if it.keepalive.GetReplyRequested() {
 					if err := send(); err != nil {
 						return err
 					}
 				}
-			case *pb.IngestRequest_Keepalive:
-				if msg.Keepalive.GetReplyRequested() {
-					if err := send(); err != nil {
-						return err
-					}
+				continue
+			}
+			err := in.Store(ctx, it.wal)
+			free <- it.wal
+			if err != nil {
+				log.Error("ingest failed", "err", err)
+				return ingestStatus(s, err)
+			}
+			if rt.DiskConsistentLSN() != reported {
+				if err := send(); err != nil {
+					return err
 				}
-			default:
-				return status.Error(codes.InvalidArgument, "Ingest: only WAL chunks and keepalives may follow IngestStart")
 			}
 		}
 	}
 }
 
-// feed gives chunk to in, dropping any prefix in already has (WAL is
-// re-sent from the requested start, which may be below what was fed).
-func feed(ctx context.Context, in *pgdatadir.Ingest, chunk *pb.WalChunk) error {
-	start, data := lsn.LSN(chunk.GetStartLsn()), chunk.GetData()
-	next := in.NextLSN()
-	if start < next {
-		skip := uint64(next - start)
-		if skip >= uint64(len(data)) {
-			return nil
+// pipelineDepth is how many decoded chunks (up to 1 MiB of WAL each) the
+// receiver of an Ingest stream may be ahead of storing.
+const pipelineDepth = 4
+
+// errMalformed marks a request that is not a valid IngestRequest;
+// errUnexpectedMessage one that may not follow IngestStart.
+var (
+	errMalformed         = errors.New("ingest: malformed request")
+	errUnexpectedMessage = errors.New("ingest: only WAL chunks and keepalives may follow IngestStart")
+)
+
+// ingestItem is what the receiver hands to the storing goroutine: decoded
+// WAL, a keepalive, or the error that ends the stream (io.EOF: the client
+// closed it).
+type ingestItem struct {
+	wal       *pgdatadir.Decoded
+	keepalive *pb.IngestKeepalive
+	err       error
+}
+
+// receiveAndDecode receives the requests after IngestStart and decodes
+// their WAL (the decoding side of in), until the stream ends or done is
+// closed. The last item it sends carries an error.
+func receiveAndDecode(stream pb.IngestService_IngestServer, in *pgdatadir.Ingest, items chan<- ingestItem, free chan *pgdatadir.Decoded, done <-chan struct{}) {
+	hand := func(it ingestItem) bool {
+		select {
+		case items <- it:
+			return true
+		case <-done:
+			if it.wal != nil {
+				free <- it.wal
+			}
+			return false
 		}
-		start, data = next, data[skip:]
+	}
+	r := &rawIngestRequest{}
+	for {
+		if err := stream.RecvMsg(r); err != nil {
+			hand(ingestItem{err: err})
+			return
+		}
+		wal, m, err := r.decode()
+		if err != nil {
+			r.free()
+			hand(ingestItem{err: fmt.Errorf("%w: %v", errMalformed, err)})
+			return
+		}
+		if wal == nil {
+			r.free()
+			if m.GetKeepalive() == nil {
+				hand(ingestItem{err: errUnexpectedMessage})
+				return
+			}
+			if !hand(ingestItem{keepalive: m.GetKeepalive()}) {
+				return
+			}
+			continue
+		}
+		var d *pgdatadir.Decoded
+		select {
+		case d = <-free:
+		case <-done:
+			r.free()
+			return
+		}
+		stored, err := decodeChunk(in, lsn.LSN(wal.startLSN), wal.data, d)
+		r.free()
+		if err != nil {
+			free <- d
+			hand(ingestItem{err: err})
+			return
+		}
+		if !stored {
+			free <- d // all of it was ingested before
+			continue
+		}
+		if !hand(ingestItem{wal: d}) {
+			return
+		}
+	}
+}
+
+// decodeChunk decodes the WAL at start (consecutive pieces) into d,
+// dropping any prefix in already has (WAL is re-sent from the requested
+// start, which may be below what was fed). It reports false when nothing
+// was left to decode.
+func decodeChunk(in *pgdatadir.Ingest, start lsn.LSN, data [][]byte, d *pgdatadir.Decoded) (bool, error) {
+	next := in.NextLSN()
+	for start < next && len(data) > 0 {
+		skip := min(uint64(next-start), uint64(len(data[0])))
+		start = start.Add(skip)
+		if data[0] = data[0][skip:]; len(data[0]) == 0 {
+			data = data[1:]
+		}
+	}
+	if len(data) == 0 {
+		return false, nil
 	}
 	if start > next {
-		return fmt.Errorf("%w: WAL chunk starts at %s, the timeline needs WAL from %s", pgwal.ErrNotContiguous, start, next)
+		return false, fmt.Errorf("%w: WAL chunk starts at %s, the timeline needs WAL from %s", pgwal.ErrNotContiguous, start, next)
 	}
-	return in.Feed(ctx, start, data)
+	return true, in.DecodeChunks(start, data, d)
 }
 
 func ingestStatus(s *Server, err error) error {
