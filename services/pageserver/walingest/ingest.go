@@ -36,6 +36,13 @@ type Ingester struct {
 	relDirs    map[DbDirEntry]*relDir
 	relSizes   map[pgtypes.RelTag]uint32 // sizes of existing relations seen
 	dirtySizes map[pgtypes.RelTag]struct{}
+	// lastRel caches relSizes[lastRel.tag] for extend: consecutive records
+	// mostly touch one relation. Any change to relSizes clears it.
+	lastRel struct {
+		tag  pgtypes.RelTag
+		size uint32
+		ok   bool
+	}
 
 	slruDirs       [3]*slruDir // by keyspace.SlruKind
 	slruSizes      map[slruSeg]uint32
@@ -190,8 +197,12 @@ func (in *Ingester) blocks(ctx context.Context, rec *pgwal.DecodedRecord) error 
 // extend makes sure rel exists and has at least blkno+1 blocks, filling a
 // gap with zero-page images (PostgreSQL's smgrextend writes zeros there).
 func (in *Ingester) extend(ctx context.Context, rel pgtypes.RelTag, blkno uint32, at lsn.LSN) error {
+	if in.lastRel.ok && in.lastRel.tag == rel && blkno < in.lastRel.size {
+		return nil // the common case: the relation of the previous record
+	}
 	if n, ok := in.relSizes[rel]; ok && blkno < n {
-		return nil // the common case, in one map lookup
+		in.lastRel.tag, in.lastRel.size, in.lastRel.ok = rel, n, true
+		return nil // in one map lookup
 	}
 	exists, err := in.relExists(ctx, rel)
 	if err != nil {
@@ -319,11 +330,13 @@ func (in *Ingester) relSize(ctx context.Context, rel pgtypes.RelTag) (uint32, er
 		return 0, fmt.Errorf("size of %s: %w", rel, err)
 	}
 	in.relSizes[rel] = n
+	in.lastRel.ok = false
 	return n, nil
 }
 
 func (in *Ingester) setRelSize(rel pgtypes.RelTag, n uint32) {
 	in.relSizes[rel] = n
+	in.lastRel.ok = false
 	in.dirtySizes[rel] = struct{}{}
 	in.metaDirty = true
 }
@@ -391,6 +404,7 @@ func (in *Ingester) dropRelFile(ctx context.Context, node pgtypes.RelFileNode) e
 		tag := node.Tag(fork)
 		delete(in.relSizes, tag)
 		delete(in.dirtySizes, tag)
+		in.lastRel.ok = false
 	}
 	return nil
 }

@@ -356,6 +356,7 @@ func (in *Ingester) dropDatabase(ctx context.Context, b *rmgr.DBDrop) error {
 			if rel.SpcNode == spc && rel.DbNode == b.DbID {
 				delete(in.relSizes, rel)
 				delete(in.dirtySizes, rel)
+				in.lastRel.ok = false
 			}
 		}
 	}
