@@ -134,7 +134,7 @@ const (
 //     of received data, as the bridge does);
 //   - the bridge continued (SIGCONT) and timed until the pageserver's
 //     last_record_lsn reaches the same end LSN: receive, spool append,
-//     fsync every 1 MiB (replication.Config.SyncBytes) or 2 ms of quiet,
+//     fsync every 4 MiB (replication.Config.SyncBytes) or 2 ms of quiet,
 //     streaming to the pageserver and its ingest.
 //
 // Rates are WAL bytes / wall time (pg_receivewal's bytes count from the
