@@ -1,0 +1,95 @@
+package bridge
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stratadb/strata/internal/lsn"
+	"github.com/stratadb/strata/internal/pgtest"
+)
+
+// TestPrimaryTimelineSwitch: the primary the bridge follows switches to a
+// new PostgreSQL timeline (it was a standby and is promoted, as after a
+// failover). The primary crashes under load, comes back as a standby of its
+// own WAL (standby.signal), the bridge streams from it on timeline 1, and
+// it is promoted to timeline 2 while the bridge streams; more load follows.
+// The bridge follows the switch without losing or skipping WAL: the
+// pageserver ingests across it, and a fullbackup at the final LSN boots
+// with the promoted server's fingerprint on timeline 2.
+func TestPrimaryTimelineSwitch(t *testing.T) {
+	// The timeline of the WAL being written now (pg_control's checkpoint
+	// keeps the old one until the first checkpoint after promotion).
+	const tliSQL = "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"
+	if testing.Short() {
+		t.Skip("builds and runs the real services")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	binDir, ext := buildServices(t)
+	s := startStack(t, binDir, ext, killPageserverConf)
+	primary := pgtest.Start(t, pgtest.Options{})
+	out, err := primary.Run(ctx, "pgbench", "-i", "-s", "1", "-q", "postgres")
+	require.NoError(t, err, string(out))
+	ref := s.attach(ctx, primary)
+	out, err = primary.Run(ctx, "pgbench", "-c", "2", "-T", "2", "-n", "postgres")
+	require.NoError(t, err, string(out))
+
+	// Crash, and restart as a standby of its own WAL: it replays to the
+	// end of pg_wal and stays in recovery on timeline 1.
+	primary.Crash(t)
+	owner, err := os.Stat(primary.DataDir)
+	require.NoError(t, err)
+	sys := owner.Sys().(*syscall.Stat_t)
+	signal := filepath.Join(primary.DataDir, "standby.signal")
+	require.NoError(t, os.WriteFile(signal, nil, 0o600))
+	require.NoError(t, os.Chown(signal, int(sys.Uid), int(sys.Gid)))
+	primary.Restart(t)
+	require.Equal(t, "t", primary.Query(t, "postgres", "SELECT pg_is_in_recovery()"))
+	replayed := lsn.MustParse(primary.Query(t, "postgres", "SELECT pg_last_wal_replay_lsn()"))
+	s.waitIngested(ctx, ref, replayed, time.Minute)
+	// The bridge reconnects and streams from the standby, still on
+	// timeline 1, before the promotion ends that stream at the switch
+	// point.
+	streams := func() int {
+		logs, err := os.ReadFile(s.stack.LogPath("safekeeper-bridge"))
+		require.NoError(t, err)
+		return strings.Count(string(logs), "msg=streaming")
+	}
+	require.Eventually(t, func() bool { return streams() == 2 }, 30*time.Second, 50*time.Millisecond, "the bridge must reconnect to the standby")
+
+	out, err = primary.Run(ctx, "pg_ctl", "promote", "-w", "-D", primary.DataDir)
+	require.NoError(t, err, string(out))
+	require.Equal(t, "00000002", primary.Query(t, "postgres", tliSQL))
+	out, err = primary.Run(ctx, "pgbench", "-c", "2", "-T", "2", "-n", "postgres")
+	require.NoError(t, err, string(out))
+	primary.Exec(t, "postgres", "CREATE TABLE after_promotion AS SELECT g FROM generate_series(1, 1000) g")
+
+	final := lsn.MustParse(primary.Query(t, "postgres", "SELECT pg_current_wal_flush_lsn()"))
+	s.waitIngested(ctx, ref, final, time.Minute)
+	st := s.status(ctx, ref)
+	require.Equal(t, "streaming", st.GetState(), st.GetError())
+	logs, err := os.ReadFile(s.stack.LogPath("safekeeper-bridge"))
+	require.NoError(t, err)
+	require.Regexp(t, `msg=streaming .*timeline=1 (.|\n)*msg=streaming .*timeline=1 (.|\n)*ended the stream(.|\n)*msg=streaming .*timeline=2 `, string(logs),
+		"the bridge streams timeline 1 from the primary, then from the standby until the switch point, then timeline 2")
+	for _, line := range strings.Split(string(logs), "\n") {
+		if strings.Contains(line, "msg=streaming") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Logf("bridge: %s", line)
+		}
+	}
+
+	archive := s.fullbackup(ctx, ref, final)
+	want := primary.Query(t, "postgres", fingerprintSQL)
+	dst := bootBackup(t, archive)
+	require.Equal(t, want, dst.Query(t, "postgres", fingerprintSQL))
+	require.Equal(t, "1000", dst.Query(t, "postgres", "SELECT count(*) FROM after_promotion"))
+	require.Equal(t, "00000002", dst.Query(t, "postgres", tliSQL), "the fullbackup continues the promoted timeline")
+	dst.Stop(t)
+}
