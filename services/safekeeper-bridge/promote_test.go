@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -92,4 +93,66 @@ func TestPrimaryTimelineSwitch(t *testing.T) {
 	require.Equal(t, "1000", dst.Query(t, "postgres", "SELECT count(*) FROM after_promotion"))
 	require.Equal(t, "00000002", dst.Query(t, "postgres", tliSQL), "the fullbackup continues the promoted timeline")
 	dst.Stop(t)
+}
+
+// TestPrimaryTimelineDiverged: the primary fails over to a server that was
+// behind — its new timeline forks before the end of what the bridge has
+// spooled (and the pageserver ingested). The bridge must not splice the
+// new timeline's WAL after the old one's: it stops the timeline with an
+// error naming both timelines, the switch point and the spooled end, and
+// the pageserver gets nothing of the new timeline.
+func TestPrimaryTimelineDiverged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real services")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	binDir, ext := buildServices(t)
+	s := startStack(t, binDir, ext, killPageserverConf)
+	primary := pgtest.Start(t, pgtest.Options{})
+	out, err := primary.Run(ctx, "pgbench", "-i", "-s", "1", "-q", "postgres")
+	require.NoError(t, err, string(out))
+	ref := s.attach(ctx, primary)
+
+	// A copy of the server as it is now, taken while it is down: the
+	// "standby that was behind".
+	primary.Crash(t)
+	behind := primary.DataDir + ".behind"
+	out, err = exec.Command("cp", "-a", primary.DataDir, behind).CombinedOutput()
+	require.NoError(t, err, string(out))
+	primary.Restart(t)
+	out, err = primary.Run(ctx, "pgbench", "-c", "2", "-T", "2", "-n", "postgres")
+	require.NoError(t, err, string(out))
+	spooledEnd := lsn.MustParse(primary.Query(t, "postgres", "SELECT pg_current_wal_flush_lsn()"))
+	s.waitIngested(ctx, ref, spooledEnd, time.Minute)
+
+	// Fail over to the copy: it replays its WAL and is promoted.
+	primary.Crash(t)
+	require.NoError(t, os.Rename(primary.DataDir, primary.DataDir+".lost"))
+	require.NoError(t, os.Rename(behind, primary.DataDir))
+	owner, err := os.Stat(primary.DataDir)
+	require.NoError(t, err)
+	sys := owner.Sys().(*syscall.Stat_t)
+	signal := filepath.Join(primary.DataDir, "standby.signal")
+	require.NoError(t, os.WriteFile(signal, nil, 0o600))
+	require.NoError(t, os.Chown(signal, int(sys.Uid), int(sys.Gid)))
+	primary.Restart(t)
+	out, err = primary.Run(ctx, "pg_ctl", "promote", "-w", "-D", primary.DataDir)
+	require.NoError(t, err, string(out))
+	forked := lsn.MustParse(primary.Query(t, "postgres", "SELECT pg_current_wal_flush_lsn()"))
+	require.Less(t, forked, spooledEnd, "the promoted copy must be behind what the bridge spooled")
+	primary.Exec(t, "postgres", "CREATE TABLE only_on_timeline_2 AS SELECT g FROM generate_series(1, 1000) g")
+
+	var msg string
+	require.Eventually(t, func() bool {
+		st := s.status(ctx, ref)
+		msg = st.GetState() + ": " + st.GetError()
+		return st.GetState() == "error"
+	}, time.Minute, 50*time.Millisecond, "last status %s", msg)
+	t.Logf("status: %s", msg)
+	require.Contains(t, msg, "the primary's new timeline diverged from the spooled WAL")
+	require.Contains(t, msg, "switched from timeline 1 to 2 at")
+	info, err := s.timeline(ctx, ref)
+	require.NoError(t, err)
+	require.LessOrEqual(t, lsn.LSN(info.GetLastRecordLsn()), spooledEnd, "nothing of timeline 2 may reach the pageserver")
 }

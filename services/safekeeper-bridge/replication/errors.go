@@ -13,10 +13,17 @@ var (
 	ErrWALRemoved = errors.New("replication: requested WAL was removed by the primary")
 	// ErrConfig marks an unusable configuration.
 	ErrConfig = errors.New("replication: invalid configuration")
+	// ErrTimelineDiverged marks a primary that switched to a timeline whose
+	// history does not contain all of the spooled WAL: the new timeline
+	// forked before the spool's end (a failover to a server that was
+	// behind), so WAL already spooled, and perhaps ingested, is not part of
+	// the new history.
+	ErrTimelineDiverged = errors.New("replication: the primary's new timeline diverged from the spooled WAL")
 )
 
 // permanent reports whether err stops the timeline instead of triggering a
 // reconnect.
 func permanent(err error) bool {
-	return errors.Is(err, ErrWALGap) || errors.Is(err, ErrSlotMissing) || errors.Is(err, ErrWALRemoved) || errors.Is(err, ErrConfig)
+	return errors.Is(err, ErrWALGap) || errors.Is(err, ErrSlotMissing) || errors.Is(err, ErrWALRemoved) || errors.Is(err, ErrConfig) ||
+		errors.Is(err, ErrTimelineDiverged)
 }

@@ -226,6 +226,18 @@ func (s *Streamer) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("replication: IDENTIFY_SYSTEM returned system id %q: %w", sys.SystemID, err)
 	}
+	// A primary on a newer timeline than the spooled WAL (a promoted
+	// standby, a failover): follow it only if the spooled WAL is part of
+	// the new timeline's history.
+	if _, from := s.spool.Identity(); from != 0 && uint32(sys.Timeline) > from {
+		if spooled := s.spool.WrittenLSN(); spooled.IsValid() {
+			end, err := checkTimelineSwitch(ctx, conn, from, uint32(sys.Timeline), spooled)
+			if err != nil {
+				return err
+			}
+			s.log.Info("following the primary's timeline switch", "slot", s.cfg.SlotName, "from_timeline", from, "to_timeline", sys.Timeline, "switch_lsn", end, "spooled", spooled)
+		}
+	}
 	if err := s.spool.SetIdentity(systemID, uint32(sys.Timeline)); err != nil {
 		return err
 	}
