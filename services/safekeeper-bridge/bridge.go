@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stratadb/strata/internal/auth"
+	"github.com/stratadb/strata/internal/config"
 	"github.com/stratadb/strata/internal/grpcserver"
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/service"
@@ -67,6 +68,16 @@ type Config struct {
 	SpoolDir string `toml:"spool_dir"`
 	// PageserverAddr is the pageserver's gRPC address.
 	PageserverAddr string `toml:"pageserver_addr"`
+	// SpoolSyncDelay: received WAL is fsynced (and then counts as spooled
+	// and is sent to the pageserver) once the stream has been quiet this
+	// long.
+	SpoolSyncDelay config.Duration `toml:"spool_sync_delay"`
+	// SpoolMaxSyncDelay bounds how long a received byte waits for its
+	// fsync under a steady stream: the main part of the lag to the
+	// pageserver under load.
+	SpoolMaxSyncDelay config.Duration `toml:"spool_max_sync_delay"`
+	// SpoolSyncBytes: a burst is fsynced every this many bytes.
+	SpoolSyncBytes config.ByteSize `toml:"spool_sync_bytes"`
 	// Timelines are the timelines to stream ([[timeline]] tables).
 	Timelines []TimelineConfig `toml:"timeline"`
 
@@ -81,6 +92,10 @@ func DefaultConfig() Config {
 		ListenAddr:     DefaultListenAddr,
 		SpoolDir:       ".strata/safekeeper-bridge",
 		PageserverAddr: "127.0.0.1:51051",
+
+		SpoolSyncDelay:    config.Duration(2 * time.Millisecond),
+		SpoolMaxSyncDelay: config.Duration(5 * time.Millisecond),
+		SpoolSyncBytes:    config.ByteSize(4 << 20),
 	}
 }
 
@@ -90,6 +105,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "gRPC listen address")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory of the durable WAL spool")
 	fs.StringVar(&c.PageserverAddr, "pageserver-addr", c.PageserverAddr, "pageserver gRPC address")
+	fs.Var(&c.SpoolSyncDelay, "spool-sync-delay", "fsync received WAL after the stream has been quiet this long")
+	fs.Var(&c.SpoolMaxSyncDelay, "spool-max-sync-delay", "longest wait of a received byte for its fsync")
+	fs.Var(&c.SpoolSyncBytes, "spool-sync-bytes", "fsync a burst every this many bytes")
 }
 
 // Validate reports every problem at once.
@@ -102,6 +120,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SpoolDir == "" {
 		errs = append(errs, errors.New("spool_dir: must not be empty"))
+	}
+	if c.SpoolSyncDelay.Std() <= 0 || c.SpoolMaxSyncDelay.Std() < c.SpoolSyncDelay.Std() || c.SpoolMaxSyncDelay.Std() > 10*time.Second {
+		errs = append(errs, fmt.Errorf("spool_sync_delay %s and spool_max_sync_delay %s: need 0 < spool_sync_delay <= spool_max_sync_delay <= 10s", c.SpoolSyncDelay, c.SpoolMaxSyncDelay))
+	}
+	if c.SpoolSyncBytes < 8<<10 || c.SpoolSyncBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("spool_sync_bytes: %s, must be between 8KiB and 1GiB", c.SpoolSyncBytes))
 	}
 	seen := map[string]bool{}
 	for i, tl := range c.Timelines {
@@ -209,7 +233,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Bridge, erro
 	if err != nil {
 		return nil, fmt.Errorf("safekeeper-bridge: pageserver client: %w", err)
 	}
-	m, err := timelines.New(timelines.Options{StateDir: cfg.SpoolDir, Pageserver: conn, Logger: log}, configured)
+	m, err := timelines.New(timelines.Options{
+		StateDir: cfg.SpoolDir, Pageserver: conn, Logger: log,
+		SpoolSyncDelay: cfg.SpoolSyncDelay.Std(), SpoolMaxSyncDelay: cfg.SpoolMaxSyncDelay.Std(), SpoolSyncBytes: int(cfg.SpoolSyncBytes),
+	}, configured)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err

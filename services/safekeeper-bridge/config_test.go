@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -25,6 +26,18 @@ start_lsn = "0/1000000"
 	require.Len(t, cfg.Timelines, 1)
 	require.Equal(t, "PRIMARY_A", cfg.Timelines[0].PrimaryConnEnv)
 	require.NoError(t, cfg.Validate())
+
+	// Group commit settings.
+	c := cfg
+	require.NoError(t, config.Decode([]byte("spool_sync_delay = \"1ms\"\nspool_max_sync_delay = \"5ms\"\nspool_sync_bytes = \"1MiB\"\n"), "sync.toml", &c))
+	require.NoError(t, c.Validate())
+	require.Equal(t, 5*time.Millisecond, c.SpoolMaxSyncDelay.Std())
+	require.Equal(t, uint64(1<<20), c.SpoolSyncBytes.Bytes())
+	for _, bad := range []string{"spool_sync_delay = \"0s\"", "spool_max_sync_delay = \"1ms\"\nspool_sync_delay = \"2ms\"", "spool_max_sync_delay = \"1m\"", "spool_sync_bytes = \"1KiB\""} {
+		c := cfg
+		require.NoError(t, config.Decode([]byte(bad), "bad.toml", &c))
+		require.ErrorContains(t, c.Validate(), "spool_", bad)
+	}
 
 	tests := []struct {
 		name string

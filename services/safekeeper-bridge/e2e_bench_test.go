@@ -38,7 +38,9 @@ import (
 // Run with -benchtime=1x: one iteration is the whole scenario.
 func BenchmarkEndToEnd(b *testing.B) {
 	binDir, ext := buildServices(b)
-	s := startStack(b, binDir, ext, "")
+	// STRATA_BENCH_BRIDGE_CONF: TOML lines for the bridge's config, e.g.
+	// spool_max_sync_delay = "5ms".
+	s := startStackWith(b, binDir, ext, map[string]string{"safekeeper-bridge": os.Getenv("STRATA_BENCH_BRIDGE_CONF")})
 	// The stopped bridge must not be disconnected by the primary.
 	primary := pgtest.Start(b, pgtest.Options{Conf: map[string]string{"wal_sender_timeout": "0", "max_wal_size": "2GB"}})
 	// Cleanups run last-in first-out: the bridge goes before the primary.

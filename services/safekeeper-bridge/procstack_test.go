@@ -73,6 +73,13 @@ type procStack struct {
 // service. The stack is stopped when the test ends.
 func startStack(t testing.TB, binDir, ext string, pageserverConf string) *procStack {
 	t.Helper()
+	return startStackWith(t, binDir, ext, map[string]string{"pageserver": pageserverConf})
+}
+
+// startStackWith is startStack with TOML lines appended to the config of
+// each service named in confs.
+func startStackWith(t testing.TB, binDir, ext string, confs map[string]string) *procStack {
+	t.Helper()
 	// Parents traversable: walredo's children run as another user when
 	// the test runs as root.
 	base, err := os.MkdirTemp("", "bridge-proc-")
@@ -82,10 +89,13 @@ func startStack(t testing.TB, binDir, ext string, pageserverConf string) *procSt
 	res, err := localstack.Init(localstack.InitOptions{Dir: filepath.Join(base, "stack"), WalredoExtension: ext, BinDir: binDir})
 	require.NoError(t, err)
 	s := &procStack{t: t, stack: res.Stack, binDir: binDir, addrs: res.Addrs}
-	if pageserverConf != "" {
-		f, err := os.OpenFile(s.stack.ConfigPath("pageserver"), os.O_APPEND|os.O_WRONLY, 0)
+	for svc, conf := range confs {
+		if conf == "" {
+			continue
+		}
+		f, err := os.OpenFile(s.stack.ConfigPath(svc), os.O_APPEND|os.O_WRONLY, 0)
 		require.NoError(t, err)
-		_, err = f.WriteString("\n" + pageserverConf + "\n")
+		_, err = f.WriteString("\n" + conf + "\n")
 		require.NoError(t, err)
 		require.NoError(t, f.Close())
 	}

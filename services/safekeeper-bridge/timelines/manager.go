@@ -101,6 +101,11 @@ type Options struct {
 	// ImportChunkBytes is the size of the base_tar_chunk messages
 	// (default 256 KiB).
 	ImportChunkBytes int
+	// SpoolSyncDelay, SpoolMaxSyncDelay and SpoolSyncBytes are the group
+	// commit of every timeline's spool (replication.Config's SyncDelay,
+	// MaxSyncDelay and SyncBytes; zero: its defaults).
+	SpoolSyncDelay, SpoolMaxSyncDelay time.Duration
+	SpoolSyncBytes                    int
 }
 
 // Manager owns the attached timelines of one bridge process: their spools,
@@ -435,7 +440,10 @@ func (tl *timeline) run(ctx context.Context) error {
 	}
 	tl.setState(StateConnecting)
 	sender := ingest.New(ingest.Config{TenantID: a.TenantID, TimelineID: a.TimelineID, Source: "safekeeper-bridge/" + a.SlotName}, tl.m.ingest, tl.spool, tl.log)
-	streamer, err := replication.New(replication.Config{ConnString: a.PrimaryConnInfo, SlotName: a.SlotName, StartLSN: a.StartLSN}, tl.spool, sender.DiskConsistentLSN, tl.log)
+	streamer, err := replication.New(replication.Config{
+		ConnString: a.PrimaryConnInfo, SlotName: a.SlotName, StartLSN: a.StartLSN,
+		SyncDelay: tl.m.opts.SpoolSyncDelay, MaxSyncDelay: tl.m.opts.SpoolMaxSyncDelay, SyncBytes: tl.m.opts.SpoolSyncBytes,
+	}, tl.spool, sender.DiskConsistentLSN, tl.log)
 	if err != nil {
 		return err
 	}
