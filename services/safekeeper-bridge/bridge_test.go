@@ -209,6 +209,11 @@ func TestGapsAreReported(t *testing.T) {
 	target := srv.CurrentWALLSN(t)
 	require.Eventually(t, func() bool { return b.b.Status()[0].SpooledLSN >= target }, 30*time.Second, 20*time.Millisecond)
 	b.stop()
+	// The walsender notices the closed connection a moment later; until
+	// then the slot is active and cannot be dropped.
+	require.Eventually(t, func() bool {
+		return srv.Query(t, "postgres", "SELECT active FROM pg_replication_slots WHERE slot_name = '"+slot+"'") == "f"
+	}, 20*time.Second, 20*time.Millisecond)
 
 	t.Run("slot dropped", func(t *testing.T) {
 		srv.Exec(t, "postgres", fmt.Sprintf("SELECT pg_drop_replication_slot('%s')", slot))
