@@ -524,13 +524,15 @@ func TestIngestStreamErrors(t *testing.T) {
 		requireCode(t, codes.InvalidArgument, err)
 		require.ErrorContains(t, err, "ingest: malformed request")
 	})
-	t.Run("gap", func(t *testing.T) {
-		st, ready := open(t)
-		require.NoError(t, st.Send(wal(ready.GetStartLsn()+8192, make([]byte, 100))))
-		err := finish(st)
-		requireCode(t, codes.FailedPrecondition, err)
-		require.ErrorContains(t, err, fmt.Sprintf("the timeline needs WAL from %s", lsn.LSN(ready.GetStartLsn())))
-	})
+	for _, n := range []int{100, 0} {
+		t.Run(fmt.Sprintf("gap, chunk of %d bytes", n), func(t *testing.T) {
+			st, ready := open(t)
+			require.NoError(t, st.Send(wal(ready.GetStartLsn()+8192, make([]byte, n))))
+			err := finish(st)
+			requireCode(t, codes.FailedPrecondition, err)
+			require.ErrorContains(t, err, fmt.Sprintf("the timeline needs WAL from %s", lsn.LSN(ready.GetStartLsn())))
+		})
+	}
 	t.Run("re-sent WAL is skipped, keepalive answered", func(t *testing.T) {
 		st, ready := open(t)
 		// Bytes that end at the start LSN: already ingested, never decoded.

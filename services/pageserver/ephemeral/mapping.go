@@ -51,7 +51,18 @@ func (f *File) Map() (*Mapping, error) {
 	}
 	if first >= 0 {
 		off, n := uint64(first)*ChunkSize, uint64(last-first+1)*ChunkSize
-		data, unmap, err := mapFile(f.f, off, n)
+		// Chunks kept in memory between the written ones are holes in the
+		// file: populating the whole mapping would give them zero pages in
+		// the OS page cache. Then map without populating, and only the
+		// written chunks are faulted in as they are read.
+		populate := true
+		for _, c := range f.chunks[first : last+1] {
+			if c != nil {
+				populate = false
+				break
+			}
+		}
+		data, unmap, err := mapFile(f.f, off, n, populate)
 		if err != nil {
 			return nil, fmt.Errorf("ephemeral: mapping bytes %d..%d of %s: %w", off, off+n, f.path, err)
 		}

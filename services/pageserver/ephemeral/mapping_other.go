@@ -9,7 +9,7 @@ import (
 
 // mapFile reads the size bytes of f at base into memory, in large
 // sequential reads (the Linux build maps them instead).
-func mapFile(f *os.File, base, size uint64) ([]byte, func() error, error) {
+func mapFile(f *os.File, base, size uint64, _ bool) ([]byte, func() error, error) {
 	const chunk = 4 << 20
 	data := make([]byte, size)
 	for off := uint64(0); off < size; off += chunk {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -127,6 +128,9 @@ func (is *ingestService) Ingest(stream pb.IngestService_IngestServer) error {
 				return nil
 			case errors.Is(it.err, errMalformed), errors.Is(it.err, errUnexpectedMessage):
 				return status.Error(codes.InvalidArgument, it.err.Error())
+			case errors.Is(it.err, errDecodePanic):
+				log.Error("ingest failed", "err", it.err)
+				return status.Error(codes.Internal, "Ingest: internal error while decoding WAL (panic recovered; see server log)")
 			case errors.Is(it.err, pgwal.ErrNotContiguous):
 				log.Error("ingest failed", "err", it.err)
 				return ingestStatus(s, it.err)
@@ -164,6 +168,8 @@ const pipelineDepth = 4
 var (
 	errMalformed         = errors.New("ingest: malformed request")
 	errUnexpectedMessage = errors.New("ingest: only WAL chunks and keepalives may follow IngestStart")
+	// errDecodePanic marks a panic recovered on the receive goroutine.
+	errDecodePanic = errors.New("ingest: internal error")
 )
 
 // ingestItem is what the receiver hands to the storing goroutine: decoded
@@ -190,6 +196,14 @@ func receiveAndDecode(stream pb.IngestService_IngestServer, in *pgdatadir.Ingest
 			return false
 		}
 	}
+	// Parsing and decoding run here, outside the handler: a panic on some
+	// input must fail this stream, as the recovery interceptor does for
+	// the handler, not the process.
+	defer func() {
+		if p := recover(); p != nil {
+			hand(ingestItem{err: fmt.Errorf("%w: panic while decoding: %v\n%s", errDecodePanic, p, debug.Stack())})
+		}
+	}()
 	r := &rawIngestRequest{}
 	for {
 		if err := stream.RecvMsg(r); err != nil {
@@ -250,11 +264,11 @@ func decodeChunk(in *pgdatadir.Ingest, start lsn.LSN, data [][]byte, d *pgdatadi
 			data = data[1:]
 		}
 	}
-	if len(data) == 0 {
-		return false, nil
-	}
 	if start > next {
 		return false, fmt.Errorf("%w: WAL chunk starts at %s, the timeline needs WAL from %s", pgwal.ErrNotContiguous, start, next)
+	}
+	if len(data) == 0 {
+		return false, nil
 	}
 	return true, in.DecodeChunks(start, data, d)
 }

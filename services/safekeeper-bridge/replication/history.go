@@ -63,7 +63,8 @@ func checkTimelineSwitch(ctx context.Context, conn *pgconn.PgConn, from, to uint
 			ErrTimelineDiverged, to, h.FileName, from)
 	}
 	if spooled > end {
-		return lsn.Invalid, fmt.Errorf("%w: the primary switched from timeline %d to %d at %s, but the spool holds WAL of timeline %d up to %s: the WAL after %s is not in the new timeline's history; re-attach the timeline with import = true",
+		return lsn.Invalid, fmt.Errorf("%w: the primary switched from timeline %d to %d at %s, but the spool holds WAL of timeline %d up to %s: the WAL after %s is not in the new timeline's history "+
+			"(after a crash of the old primary it may be only the incomplete last record it had flushed, but the spool cannot continue on the new timeline either way); re-attach the timeline with import = true",
 			ErrTimelineDiverged, from, to, end, from, spooled, end)
 	}
 	return end, nil
