@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratadb/strata/internal/lsn"
 	"github.com/stratadb/strata/internal/pgtest"
+	pb "github.com/stratadb/strata/proto/gen/strata/pageserver/v1"
 )
 
 // TestPrimaryTimelineSwitch: the primary the bridge follows switches to a
@@ -33,25 +34,14 @@ func TestPrimaryTimelineSwitch(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	binDir, ext := buildServices(t)
-	s := startStack(t, binDir, ext, killPageserverConf)
-	primary := pgtest.Start(t, pgtest.Options{})
-	out, err := primary.Run(ctx, "pgbench", "-i", "-s", "1", "-q", "postgres")
-	require.NoError(t, err, string(out))
-	ref := s.attach(ctx, primary)
-	out, err = primary.Run(ctx, "pgbench", "-c", "2", "-T", "2", "-n", "postgres")
+	s, primary, ref := attachedPrimary(ctx, t)
+	out, err := primary.Run(ctx, "pgbench", "-c", "2", "-T", "2", "-n", "postgres")
 	require.NoError(t, err, string(out))
 
 	// Crash, and restart as a standby of its own WAL: it replays to the
 	// end of pg_wal and stays in recovery on timeline 1.
 	primary.Crash(t)
-	owner, err := os.Stat(primary.DataDir)
-	require.NoError(t, err)
-	sys := owner.Sys().(*syscall.Stat_t)
-	signal := filepath.Join(primary.DataDir, "standby.signal")
-	require.NoError(t, os.WriteFile(signal, nil, 0o600))
-	require.NoError(t, os.Chown(signal, int(sys.Uid), int(sys.Gid)))
-	primary.Restart(t)
+	restartAsStandby(t, primary)
 	require.Equal(t, "t", primary.Query(t, "postgres", "SELECT pg_is_in_recovery()"))
 	replayed := lsn.MustParse(primary.Query(t, "postgres", "SELECT pg_last_wal_replay_lsn()"))
 	s.waitIngested(ctx, ref, replayed, time.Minute)
@@ -107,18 +97,13 @@ func TestPrimaryTimelineDiverged(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	binDir, ext := buildServices(t)
-	s := startStack(t, binDir, ext, killPageserverConf)
-	primary := pgtest.Start(t, pgtest.Options{})
-	out, err := primary.Run(ctx, "pgbench", "-i", "-s", "1", "-q", "postgres")
-	require.NoError(t, err, string(out))
-	ref := s.attach(ctx, primary)
+	s, primary, ref := attachedPrimary(ctx, t)
 
 	// A copy of the server as it is now, taken while it is down: the
 	// "standby that was behind".
 	primary.Crash(t)
 	behind := primary.DataDir + ".behind"
-	out, err = exec.Command("cp", "-a", primary.DataDir, behind).CombinedOutput()
+	out, err := exec.Command("cp", "-a", primary.DataDir, behind).CombinedOutput()
 	require.NoError(t, err, string(out))
 	primary.Restart(t)
 	out, err = primary.Run(ctx, "pgbench", "-c", "2", "-T", "2", "-n", "postgres")
@@ -130,13 +115,7 @@ func TestPrimaryTimelineDiverged(t *testing.T) {
 	primary.Crash(t)
 	require.NoError(t, os.Rename(primary.DataDir, primary.DataDir+".lost"))
 	require.NoError(t, os.Rename(behind, primary.DataDir))
-	owner, err := os.Stat(primary.DataDir)
-	require.NoError(t, err)
-	sys := owner.Sys().(*syscall.Stat_t)
-	signal := filepath.Join(primary.DataDir, "standby.signal")
-	require.NoError(t, os.WriteFile(signal, nil, 0o600))
-	require.NoError(t, os.Chown(signal, int(sys.Uid), int(sys.Gid)))
-	primary.Restart(t)
+	restartAsStandby(t, primary)
 	out, err = primary.Run(ctx, "pg_ctl", "promote", "-w", "-D", primary.DataDir)
 	require.NoError(t, err, string(out))
 	forked := lsn.MustParse(primary.Query(t, "postgres", "SELECT pg_current_wal_flush_lsn()"))
@@ -155,4 +134,29 @@ func TestPrimaryTimelineDiverged(t *testing.T) {
 	info, err := s.timeline(ctx, ref)
 	require.NoError(t, err)
 	require.LessOrEqual(t, lsn.LSN(info.GetLastRecordLsn()), spooledEnd, "nothing of timeline 2 may reach the pageserver")
+}
+
+// attachedPrimary starts the services and a primary with pgbench tables,
+// and attaches the primary through the bridge.
+func attachedPrimary(ctx context.Context, t *testing.T) (*procStack, *pgtest.Server, *pb.TimelineRef) {
+	t.Helper()
+	binDir, ext := buildServices(t)
+	s := startStack(t, binDir, ext, killPageserverConf)
+	primary := pgtest.Start(t, pgtest.Options{})
+	out, err := primary.Run(ctx, "pgbench", "-i", "-s", "1", "-q", "postgres")
+	require.NoError(t, err, string(out))
+	return s, primary, s.attach(ctx, primary)
+}
+
+// restartAsStandby starts the stopped server with a standby.signal: it
+// replays the WAL in its pg_wal and stays in recovery until promoted.
+func restartAsStandby(t *testing.T, srv *pgtest.Server) {
+	t.Helper()
+	owner, err := os.Stat(srv.DataDir)
+	require.NoError(t, err)
+	sys := owner.Sys().(*syscall.Stat_t)
+	signal := filepath.Join(srv.DataDir, "standby.signal")
+	require.NoError(t, os.WriteFile(signal, nil, 0o600))
+	require.NoError(t, os.Chown(signal, int(sys.Uid), int(sys.Gid)))
+	srv.Restart(t)
 }
