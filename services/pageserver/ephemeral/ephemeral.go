@@ -41,10 +41,9 @@ type File struct {
 	tail []byte
 	// chunks[i] holds the bytes [i*ChunkSize, (i+1)*ChunkSize) when they
 	// are kept in memory, nil when they were written to the file;
-	// len(chunks) == tailStart/ChunkSize. held counts the non-nil ones
-	// (each a chunk of mem's budget).
+	// len(chunks) == tailStart/ChunkSize. Each non-nil one is a chunk of
+	// mem's budget.
 	chunks [][]byte
-	held   int
 	// refs is 1 until Close, plus one per open Mapping: the chunks go
 	// back to mem when it drops to 0.
 	refs        int
@@ -116,7 +115,6 @@ func (f *File) Append(data []byte) (uint64, error) {
 		// the buffer.
 		if f.mem.reserve() {
 			f.chunks = append(f.chunks, f.tail)
-			f.held++
 			f.tail = f.mem.buffer()
 			continue
 		}
@@ -240,13 +238,13 @@ func (f *File) unrefLocked() {
 	if f.refs > 0 {
 		return
 	}
-	bufs := make([][]byte, 0, f.held+1)
+	var bufs [][]byte
 	for _, c := range f.chunks {
 		if c != nil {
 			bufs = append(bufs, c)
 		}
 	}
-	bufs = append(bufs, f.tail)
-	f.mem.release(f.held, bufs)
-	f.chunks, f.tail, f.held = nil, nil, 0
+	held := len(bufs)
+	f.mem.release(held, append(bufs, f.tail))
+	f.chunks, f.tail = nil, nil
 }
